@@ -1,0 +1,97 @@
+"""Pools (which samples a stream may draw) and resumable, seeded batch streams.
+
+Pools are read from label status only, never from hidden ground truth:
+
+- ``labelled``: samples whose class-of-interest mask is given and non-empty (seg-only trains on these);
+- ``p``: the presence domain (``present``, or ``mask`` non-empty);
+- ``a``: the absence domain (``absent``, or ``mask`` empty);
+- ``unlabelled_p``: P samples without a mask;
+- ``all``: every sample with at least one known label (a case with every class ``unknown`` carries no
+  signal and is skipped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from weakseg.data.batch import Batch
+from weakseg.data.datasets import SampleSet
+from weakseg.data.status import ABSENT, MASK, PRESENT, UNKNOWN
+from weakseg.errors import WeaksegError
+
+Pool = Literal["labelled", "p", "a", "unlabelled_p", "all"]
+POOLS: tuple[str, ...] = ("labelled", "p", "a", "unlabelled_p", "all")
+
+
+def pool_indices(data: SampleSet, pool: str, *, class_index: int = 0) -> Tensor:
+    """Indices of the samples of ``data`` in ``pool`` for the class ``class_index``. Returns (M,) int64."""
+    status = data.status[:, class_index]                                   # (N,)
+    given = (status == MASK) & data.has_mask                               # (N,)
+    nonempty = data.mask_nonempty[:, class_index]                          # (N,)
+    if pool == "labelled":
+        keep = given & nonempty
+    elif pool == "p":
+        keep = (status == PRESENT) | (given & nonempty)
+    elif pool == "a":
+        keep = (status == ABSENT) | (given & ~nonempty)
+    elif pool == "unlabelled_p":
+        keep = status == PRESENT
+    elif pool == "all":
+        keep = (data.status != UNKNOWN).any(1)
+    else:
+        raise WeaksegError(f"unknown sample pool {pool!r}; use one of {', '.join(POOLS)}")
+    return keep.nonzero().squeeze(1)
+
+
+class BatchStream(Iterator[Batch]):
+    """Endless batches drawn from ``indices`` of ``data`` in seeded, reshuffled epochs.
+
+    A pool smaller than the batch is cycled through several permutations. ``state_dict`` captures the
+    position and the generator, so a resumed run draws exactly the batches it would have drawn.
+    """
+
+    def __init__(self, data: SampleSet, indices: Tensor, batch_size: int, *, seed: int, name: str = "") -> None:
+        if batch_size < 1:
+            raise WeaksegError(f"batch size must be >= 1, got {batch_size}")
+        if indices.numel() == 0:
+            raise WeaksegError(f"sample pool {name or '?'} is empty: the dataset has no sample of this kind "
+                               "(check the labelled fraction and the label statuses)")
+        self.data = data
+        self.indices = indices.to(torch.int64)
+        self.batch_size = batch_size
+        self.name = name
+        self.generator = torch.Generator().manual_seed(seed)
+        self.epoch = 0
+        self._perm = torch.randperm(len(self.indices), generator=self.generator)
+        self._pos = 0
+
+    def _take(self) -> Tensor:
+        out = []
+        need = self.batch_size
+        while need > 0:
+            if self._pos >= len(self._perm):
+                self._perm = torch.randperm(len(self.indices), generator=self.generator)
+                self._pos = 0
+                self.epoch += 1
+            chunk = self._perm[self._pos:self._pos + need]
+            self._pos += len(chunk)
+            need -= len(chunk)
+            out.append(chunk)
+        return self.indices[torch.cat(out)]
+
+    def __next__(self) -> Batch:
+        return self.data.batch(self._take())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "pos": self._pos, "perm": self._perm.clone(),
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = int(state["epoch"])
+        self._pos = int(state["pos"])
+        self._perm = state["perm"].clone()
+        self.generator.set_state(state["generator"])
