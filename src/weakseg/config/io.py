@@ -1,0 +1,255 @@
+"""Load, validate, override and save configs.
+
+Order of precedence, lowest first: dataclass defaults < the preset file named by ``data.preset``
+(``configs/presets/<name>.yaml``) < the YAML file (and its ``_base_`` files) < ``--set key=value``.
+YAML is read with ``yaml.safe_load`` only. Unknown keys are errors that list the valid keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from weakseg.config.schema import Config
+from weakseg.errors import WeaksegError
+
+_BASE_KEY = "_base_"
+
+
+def configs_root() -> Path:
+    """The folder holding ready-made configs: ``$WEAKSEG_CONFIGS`` or the repository's ``configs/``."""
+    env = os.environ.get("WEAKSEG_CONFIGS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "configs"
+
+
+def list_presets() -> list[str]:
+    folder = configs_root() / "presets"
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def resolve_config_path(name: str | os.PathLike[str]) -> Path:
+    """A config path as given, or a name relative to ``configs/`` (with or without ``.yaml``)."""
+    path = Path(name)
+    candidates = [path, configs_root() / path, configs_root() / f"{path}.yaml"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise WeaksegError(f"config file {str(name)!r} not found (also looked in {configs_root()}); "
+                       "pass a YAML path such as configs/mnist/mnist48_simple_seg_only.yaml")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        raise WeaksegError(f"{path}: not valid YAML ({str(err).splitlines()[0]}); fix the syntax") from None
+    except OSError as err:
+        raise WeaksegError(f"{path}: cannot read config ({err.strerror})") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise WeaksegError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def _load_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise WeaksegError(f"{path}: circular {_BASE_KEY} chain")
+    raw = _read_yaml(path)
+    bases = raw.pop(_BASE_KEY, [])
+    bases = [bases] if isinstance(bases, str) else list(bases)
+    merged: dict[str, Any] = {}
+    for base in bases:
+        base_path = (path.parent / base) if not Path(base).is_absolute() else Path(base)
+        if not base_path.is_file():
+            raise WeaksegError(f"{path}: {_BASE_KEY} file {base!r} not found at {base_path}")
+        merged = deep_merge(merged, _load_with_bases(base_path, seen + (path,)))
+    return deep_merge(merged, raw)
+
+
+def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``over`` wins. Neither input is modified."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.steps=20"`` -> (["train", "steps"], 20); the value is parsed as YAML (typed later)."""
+    if "=" not in text:
+        raise WeaksegError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.steps=20")
+    key, value = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise WeaksegError(f"--set {text!r}: empty key; expected KEY=VALUE, e.g. --set train.steps=20")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        parsed = value
+    return key.split("."), parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    out = dict(raw)
+    for text in overrides:
+        keys, value = parse_override(text)
+        patch: Any = value
+        for k in reversed(keys):
+            patch = {k: patch}
+        out = deep_merge(out, patch)
+    return out
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _unknown_key_error(where: str, key: str, valid: Sequence[str]) -> WeaksegError:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return WeaksegError(f"unknown config key {where + key!r}{hint} Valid keys under "
+                        f"{where.rstrip('.') or 'the top level'}: {', '.join(valid)}")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        errors = []
+        for a in non_none:
+            try:
+                return _coerce(value, a, where)
+            except WeaksegError as err:
+                errors.append(str(err))
+        raise WeaksegError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise WeaksegError(f"config section {where!r} must be a mapping, got {value!r}")
+        return _build(tp, value, where + ".")
+    if tp is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise WeaksegError(f"config key {where!r} must be a list, got {value!r}")
+        return [_coerce(v, args[0] if args else Any, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise WeaksegError(f"config key {where!r} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise WeaksegError(f"config key {where!r} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise WeaksegError(f"config key {where!r} must be an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise WeaksegError(f"config key {where!r} must be a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise WeaksegError(f"config key {where!r} must be a string, got {value!r}")
+    return value
+
+
+def _build(cls: type, raw: Mapping[str, Any], where: str = "") -> Any:
+    types_ = _field_types(cls)
+    for key in raw:
+        if key not in types_:
+            raise _unknown_key_error(where, str(key), list(types_))
+    kwargs = {k: _coerce(v, types_[k], where + k) for k, v in raw.items()}
+    return cls(**kwargs)
+
+
+def config_from_dict(raw: Mapping[str, Any]) -> Config:
+    """Validate a plain dict (unknown keys and wrong types raise ``WeaksegError``)."""
+    return _build(Config, raw)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Read a YAML config (or only defaults), apply its preset and ``--set`` overrides, validate."""
+    raw = _load_with_bases(resolve_config_path(path)) if path is not None else {}
+    raw = apply_overrides(raw, overrides)
+    preset = (raw.get("data") or {}).get("preset") if isinstance(raw.get("data"), Mapping) else None
+    if preset:
+        preset_file = configs_root() / "presets" / f"{preset}.yaml"
+        if not preset_file.is_file():
+            raise WeaksegError(f"unknown preset {preset!r} (data.preset); available presets: "
+                               f"{', '.join(list_presets()) or 'none found in ' + str(configs_root())}")
+        raw = deep_merge(_load_with_bases(preset_file), raw)
+    cfg = config_from_dict(raw)
+    validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: Config) -> None:
+    """Range checks that need no data; raise before any work is done."""
+    m = cfg.data.mnist
+    if not 0.0 < m.labeled_fraction <= 1.0:
+        raise WeaksegError(f"data.mnist.labeled_fraction must be in (0, 1], got {m.labeled_fraction}; "
+                           "use e.g. --set data.mnist.labeled_fraction=0.01")
+    t = cfg.train
+    for name in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
+        if getattr(t, name) < 1:
+            raise WeaksegError(f"train.{name} must be >= 1, got {getattr(t, name)}")
+    if t.select_mode not in ("max", "min"):
+        raise WeaksegError(f"train.select_mode must be 'max' or 'min', got {t.select_mode!r}")
+    if t.amp not in ("auto", "bf16", "off"):
+        raise WeaksegError(f"train.amp must be auto, bf16 or off, got {t.amp!r}")
+    if t.nonfinite not in ("stop", "skip"):
+        raise WeaksegError(f"train.nonfinite must be 'stop' or 'skip', got {t.nonfinite!r}")
+    if cfg.model.width <= 0:
+        raise WeaksegError(f"model.width must be > 0, got {cfg.model.width}")
+    if cfg.eval.checkpoint not in ("best", "last"):
+        raise WeaksegError(f"eval.checkpoint must be 'best' or 'last', got {cfg.eval.checkpoint!r}")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A plain dict of str/int/float/bool/None/list/dict (loads with ``weights_only=True``)."""
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg: Config, path: str | os.PathLike[str]) -> None:
+    """Write the resolved config atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
+    os.replace(tmp, path)
+
+
+def diff_configs(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two plain config dicts."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, Mapping) and isinstance(vb, Mapping):
+            out += diff_configs(va, vb, f"{prefix}{key}.")
+        elif va != vb:
+            out.append(f"{prefix}{key}")
+    return out

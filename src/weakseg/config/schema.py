@@ -1,0 +1,147 @@
+"""Experiment configuration: typed dataclasses, one section per concern.
+
+Every field has a default; a YAML file and ``--set key=value`` overrides only say what differs. The
+resolved config is written to ``RUN_DIR/config.yaml`` and stored as a plain dict in every checkpoint.
+Method sections (``genseg``, ``ae``, ``mean_teacher``, ``smile``, ``smiler``) are read only by their method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class MnistConfig:
+    """Cluttered-MNIST generator settings (``genseg.md`` §9, presets §16)."""
+
+    source: str | None = None          # folder with the four MNIST IDX files; None = embedded 5k digits
+    canvas: int = 48
+    n_clutter: int = 8
+    size_clutter: int = 10
+    noise_sigma: float = 0.01
+    labeled_digits: list[int] = field(default_factory=lambda: [9])   # classes allowed to carry masks
+    labeled_fraction: float = 0.01     # of the whole training pool (``genseg.md`` §9.2)
+    labeled_count: int | None = None   # overrides labeled_fraction when set
+    n_train: int | None = None         # samples per split; None = the digit fold's size
+    n_valid: int | None = None
+    n_test: int | None = None
+
+
+@dataclass
+class BratsConfig:
+    """A dataset made by ``weakseg convert brats`` (``genseg.md`` §10)."""
+
+    root: str | None = None            # the converted dataset folder
+
+
+@dataclass
+class OrgansConfig:
+    """A partially annotated multi-organ dataset in the nnU-Net raw layout (``smile.md``)."""
+
+    root: str | None = None
+    classes: list[str] = field(default_factory=list)   # empty = every label of dataset.json
+    status_overlay: str | None = None
+    fold: int = 0
+    n_folds: int = 5
+    hu_window: list[float] = field(default_factory=lambda: [-175.0, 250.0])
+
+
+@dataclass
+class DataConfig:
+    name: str = "mnist"                # dataset kind: mnist | brats | organs
+    preset: str | None = None          # a file configs/presets/<preset>.yaml applied under this config
+    data_seed: int = 0                 # labelled subset, validation and test sets
+    class_index: int = 0               # class of interest for the P / A pools
+    mnist: MnistConfig = field(default_factory=MnistConfig)
+    brats: BratsConfig = field(default_factory=BratsConfig)
+    organs: OrgansConfig = field(default_factory=OrgansConfig)
+
+
+@dataclass
+class ModelConfig:
+    name: str = "seg_only"             # a name from weakseg.models.registry.list_models()
+    width: float = 1.0                 # multiplies every channel count (1.0 = published width)
+    depth: int = 4                     # stride-2 stages: 4 for 48x48, 5 for 128x128 and BraTS
+    kwargs: dict[str, Any] = field(default_factory=dict)   # variant switches passed to the model
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000                  # optimiser steps (one step = every step function once)
+    batch_size: int = 8                # images per stream: B P images (+ B A images where used)
+    lr: float = 1e-3
+    lr_discriminator: float = 1e-3
+    weight_decay: float = 1e-4         # coupled L2 through Adam's weight_decay, as the reference
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    amsgrad: bool = True
+    seed: int = 0                      # model init, batch order, noise
+    device: str = "auto"               # auto | cpu | cuda | cuda:N
+    amp: str = "auto"                  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | off
+    log_every: int = 25
+    eval_every: int = 250
+    checkpoint_every: int = 250
+    select_metric: str = "dice_soft_global"   # validation metric for best.pt (the reference criterion)
+    select_mode: str = "max"           # max | min
+    nonfinite: str = "stop"            # stop: end the run naming the term; skip: drop the update
+    min_labeled_per_batch: int = 0     # oversample labelled P images (0 = as the reference)
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 100
+    threshold: float = 0.5
+    checkpoint: str = "best"           # best | last
+
+
+@dataclass
+class GenSegConfig:
+    """GenSeg loss weights and switches (``genseg.md`` §5-7)."""
+
+    lambda_adv: float = 3.0
+    lambda_rec: float = 50.0
+    lambda_cyc: float = 50.0
+    lambda_lat: float = 1.0
+    lambda_seg: float = 0.01
+
+
+@dataclass
+class AEConfig:
+    lambda_rec: float = 1.0
+    lambda_seg: float = 1.0
+
+
+@dataclass
+class MeanTeacherConfig:
+    lambda_seg: float = 1.0
+    lambda_con: float = 0.01
+    ema_decay: float = 0.99
+    noise_std: float = 0.1             # independent input noise per branch
+    faithful: bool = False             # True: student and teacher see identical inputs (the reference)
+
+
+@dataclass
+class SmileConfig:
+    normalisation: str = "known_mean"
+    dice_weight: float = 0.0
+
+
+@dataclass
+class SmilerConfig:
+    rounds: int = 3
+    gamma_max: float = 1.0
+    tau: float = 0.5
+
+
+@dataclass
+class Config:
+    method: str = "seg_only"           # a name from weakseg.methods.list_methods()
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    genseg: GenSegConfig = field(default_factory=GenSegConfig)
+    ae: AEConfig = field(default_factory=AEConfig)
+    mean_teacher: MeanTeacherConfig = field(default_factory=MeanTeacherConfig)
+    smile: SmileConfig = field(default_factory=SmileConfig)
+    smiler: SmilerConfig = field(default_factory=SmilerConfig)

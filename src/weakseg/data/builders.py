@@ -1,0 +1,24 @@
+"""Built-in dataset builders (registered by name for ``data.name``)."""
+
+from __future__ import annotations
+
+from weakseg.config.schema import Config
+from weakseg.data.registry import DataBundle, register_dataset
+
+
+@register_dataset("mnist")
+def build_mnist(cfg: Config) -> DataBundle:
+    """Cluttered MNIST (``genseg.md`` §9): P images with a whole digit, independent A clutter canvases."""
+    from weakseg.data.mnist import ClutterSpec, build_mnist_splits
+    from weakseg.inference.evaluate import evaluate_image_set
+
+    m = cfg.data.mnist
+    spec = ClutterSpec(canvas=m.canvas, n_clutter=m.n_clutter, size_clutter=m.size_clutter, noise_sigma=m.noise_sigma)
+    splits = build_mnist_splits(
+        source=m.source, spec=spec, labeled_digits=tuple(m.labeled_digits), labeled_fraction=m.labeled_fraction,
+        labeled_count=m.labeled_count, data_seed=cfg.data.data_seed,
+        n_train=m.n_train, n_valid=m.n_valid, n_test=m.n_test,
+    )
+    info = getattr(splits, "info", {})
+    return DataBundle(splits=dict(splits), class_names=("digit",), in_channels=1, evaluate=evaluate_image_set,
+                      value_range=(-1.0, 2.0), info=info)

@@ -1,0 +1,68 @@
+"""Dataset builders by name: ``data.name`` in a config picks one.
+
+A builder turns a config into a ``DataBundle``: its splits (``SampleSet``s), what the model needs to
+know (channels, classes) and how a split is evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from weakseg.data.datasets import SampleSet
+from weakseg.errors import WeaksegError
+
+if TYPE_CHECKING:
+    from weakseg.config.schema import Config
+
+SegmentFn = Callable[[Tensor], Tensor]          # images (B, C, *S) -> logits (B, K, *S)
+EvaluateFn = Callable[[SegmentFn, SampleSet, "Config", torch.device], dict[str, Any]]
+
+
+@dataclass
+class DataBundle:
+    """Everything a method and the loop need to know about a dataset."""
+
+    splits: dict[str, SampleSet]
+    class_names: tuple[str, ...]
+    in_channels: int
+    evaluate: EvaluateFn
+    value_range: tuple[float, float] = (-1.0, 1.0)   # images outside this range are rejected
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def split(self, name: str) -> SampleSet:
+        if name not in self.splits:
+            raise WeaksegError(f"unknown split {name!r}; this dataset has {', '.join(self.splits)}")
+        return self.splits[name]
+
+
+_DATASETS: dict[str, Callable[["Config"], DataBundle]] = {}
+
+
+def register_dataset(name: str) -> Callable[[Callable[["Config"], DataBundle]], Callable[["Config"], DataBundle]]:
+    def wrap(builder: Callable[["Config"], DataBundle]) -> Callable[["Config"], DataBundle]:
+        _DATASETS[name] = builder
+        return builder
+    return wrap
+
+
+def list_datasets() -> list[str]:
+    _import_builtin()
+    return sorted(_DATASETS)
+
+
+def build_data(cfg: "Config") -> DataBundle:
+    """The ``DataBundle`` for ``cfg.data.name``; unknown names list the available ones."""
+    _import_builtin()
+    if cfg.data.name not in _DATASETS:
+        raise WeaksegError(f"unknown dataset {cfg.data.name!r} (data.name); available: {', '.join(sorted(_DATASETS))}")
+    return _DATASETS[cfg.data.name](cfg)
+
+
+def _import_builtin() -> None:
+    # Builders register themselves on import; importing here keeps `weakseg.data` light to import.
+    import weakseg.data.builders  # noqa: F401

@@ -1,0 +1,81 @@
+"""Methods: which models, optimisers, step functions and sample streams a training run uses.
+
+A method never owns a loop: ``weakseg.training.loop.fit`` runs every method. A builder returns a
+``Method``; adding a method means a builder, its step functions and a config section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from weakseg.errors import WeaksegError
+
+if TYPE_CHECKING:
+    from weakseg.config.schema import Config
+    from weakseg.data.batch import Batch
+    from weakseg.data.registry import DataBundle
+    from weakseg.training.context import StepContext
+
+StepFn = Callable[["Method", dict[str, "Batch"], "StepContext"], dict[str, Tensor]]
+
+
+@dataclass
+class Method:
+    """Models, optimisers and step functions of one training method.
+
+    ``streams`` maps a stream name to a sample pool of ``weakseg.data.samplers`` (for example
+    ``{"p": "p", "a": "a"}``); each step receives one batch per stream. ``segment`` maps images
+    (B, C, *S) to logits (B, K, *S) and is what evaluation and prediction call.
+    """
+
+    name: str
+    models: nn.ModuleDict
+    optimizers: dict[str, torch.optim.Optimizer]
+    steps: Sequence[StepFn]
+    streams: dict[str, str]
+    segment: Callable[[Tensor], Tensor]
+    eval_only: tuple[str, ...] = ()          # models that stay in eval mode while training (EMA teacher)
+    state: dict[str, Any] = field(default_factory=dict)   # extra checkpointed state (tensors / plain types)
+
+    def set_training(self, training: bool) -> None:
+        for name, model in self.models.items():
+            model.train(training and name not in self.eval_only)
+
+
+MethodBuilder = Callable[["Config", "DataBundle", torch.device], Method]
+_METHODS: dict[str, MethodBuilder] = {}
+
+
+def register_method(name: str) -> Callable[[MethodBuilder], MethodBuilder]:
+    def wrap(builder: MethodBuilder) -> MethodBuilder:
+        _METHODS[name] = builder
+        return builder
+    return wrap
+
+
+def list_methods() -> list[str]:
+    _import_builtin()
+    return sorted(_METHODS)
+
+
+def build_method(cfg: "Config", data: "DataBundle", device: torch.device) -> Method:
+    _import_builtin()
+    if cfg.method not in _METHODS:
+        raise WeaksegError(f"unknown method {cfg.method!r} (method); available: {', '.join(sorted(_METHODS))}")
+    return _METHODS[cfg.method](cfg, data, device)
+
+
+def adam(params: Any, cfg: "Config", *, lr: float | None = None) -> torch.optim.Adam:
+    """The reference optimiser: Adam with amsgrad, betas (0.5, 0.999), coupled weight decay."""
+    t = cfg.train
+    return torch.optim.Adam(params, lr=t.lr if lr is None else lr, betas=tuple(t.betas),
+                            weight_decay=t.weight_decay, amsgrad=t.amsgrad)
+
+
+def _import_builtin() -> None:
+    import weakseg.methods.builtin  # noqa: F401  (registers the built-in methods)

@@ -1,0 +1,103 @@
+"""What a step function may use: device, autocast, noise generator, and the guarded update."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from weakseg.config.schema import Config
+from weakseg.errors import WeaksegError
+
+
+class NonFiniteLossError(WeaksegError):
+    """A loss term became NaN or infinite; the message names the term and the step."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise WeaksegError(f"train.device={name!r} but no CUDA device is available; use --set train.device=cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise WeaksegError(f"train.device={name!r} is not a device; use auto, cpu or cuda") from None
+
+
+def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on CUDA when asked or by default; CPU runs stay fp32."""
+    if cfg.train.amp == "off" or device.type != "cuda":
+        return None
+    return torch.bfloat16
+
+
+@dataclass
+class StepContext:
+    """Per-run state shared by step functions (one instance per run)."""
+
+    cfg: Config
+    device: torch.device
+    generator: torch.Generator                 # method noise (A->P codes, mean-teacher perturbations)
+    dtype: torch.dtype | None = None
+    step: int = 0
+    skipped: int = 0                            # updates dropped by train.nonfinite=skip
+    _pending: list[tuple[int, Tensor, dict[str, Tensor]]] = field(default_factory=list)
+
+    @property
+    def check_every_step(self) -> bool:
+        # On CPU the check costs nothing; on GPU it would sync every step, so "stop" defers it.
+        return self.device.type != "cuda" or self.cfg.train.nonfinite == "skip"
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def update(self, total: Tensor, terms: dict[str, Tensor], optimizers: Sequence[torch.optim.Optimizer]) -> bool:
+        """Zero grads, backward ``total``, step ``optimizers`` unless the loss is non-finite.
+
+        Returns whether the update was applied (always True when the check is deferred on GPU).
+        """
+        for opt in optimizers:
+            opt.zero_grad(set_to_none=True)
+        finite = torch.isfinite(total.detach())
+        if self.check_every_step:
+            if not bool(finite):
+                self._fault(self.step, terms)          # raises under "stop"
+                self.skipped += 1
+                return False
+        else:
+            self._pending.append((self.step, finite, {k: v.detach() for k, v in terms.items()}))
+        total.backward()
+        for opt in optimizers:
+            opt.step()
+        return True
+
+    def _fault(self, step: int, terms: dict[str, Tensor]) -> None:
+        bad = [name for name, value in terms.items() if not bool(torch.isfinite(value.detach()).all())]
+        names = ", ".join(bad) or "the total loss"
+        if self.cfg.train.nonfinite == "stop":
+            raise NonFiniteLossError(
+                f"loss term {names} became non-finite at step {step}; the run stopped and the last good "
+                "checkpoint is kept (resume with --resume, lower train.lr, or set train.nonfinite=skip)")
+
+    def check_pending(self) -> None:
+        """Raise for a deferred non-finite loss (called before logging and before every checkpoint)."""
+        if not self._pending:
+            return
+        flags = torch.stack([f for _, f, _ in self._pending]).cpu()
+        pending, self._pending = self._pending, []
+        if bool(flags.all()):
+            return
+        first = int((~flags).nonzero()[0])
+        step, _, terms = pending[first]
+        self._fault(step, terms)
+
+
+def iter_params(models: Sequence[torch.nn.Module]) -> Iterator[torch.nn.Parameter]:
+    for m in models:
+        yield from m.parameters()

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from weakseg.config import dump_yaml, load_config, to_dict
+from weakseg.config.io import config_from_dict, diff_configs, parse_override
+from weakseg.errors import WeaksegError
+
+
+def test_defaults_and_typed_overrides() -> None:
+    cfg = load_config(None, ["train.steps=20", "model.width=0.5", "train.betas=[0.9, 0.99]", "data.mnist.source=null"])
+    assert cfg.train.steps == 20 and isinstance(cfg.train.steps, int)
+    assert cfg.model.width == 0.5 and cfg.train.betas == [0.9, 0.99] and cfg.data.mnist.source is None
+
+
+def test_int_promoted_to_float_but_not_string_to_int() -> None:
+    assert load_config(None, ["train.lr=1"]).train.lr == 1.0
+    with pytest.raises(WeaksegError, match="train.steps.*integer"):
+        load_config(None, ["train.steps=many"])
+
+
+def test_unknown_key_lists_valid_keys_and_close_match() -> None:
+    with pytest.raises(WeaksegError) as err:
+        load_config(None, ["train.step=3"])
+    msg = str(err.value)
+    assert "'train.step'" in msg and "did you mean 'steps'" in msg and "batch_size" in msg
+
+
+def test_unknown_section() -> None:
+    with pytest.raises(WeaksegError, match="unknown config key 'trian'"):
+        load_config(None, ["trian.steps=3"])
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "-0.1"])
+def test_labeled_fraction_outside_unit_interval(bad: str) -> None:
+    with pytest.raises(WeaksegError, match=r"labeled_fraction must be in \(0, 1\].*--set"):
+        load_config(None, [f"data.mnist.labeled_fraction={bad}"])
+
+
+def test_preset_is_applied_under_the_config(tmp_path) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump({"data": {"preset": "mnist48_hard", "mnist": {"n_clutter": 3}}}))
+    cfg = load_config(path)
+    assert cfg.data.mnist.size_clutter == 14      # from the preset
+    assert cfg.data.mnist.n_clutter == 3          # the config wins over its preset
+    assert load_config(path, ["data.preset=mnist128"]).data.mnist.canvas == 128
+
+
+def test_unknown_preset_lists_available() -> None:
+    with pytest.raises(WeaksegError, match="unknown preset 'mnist99'.*mnist48_simple"):
+        load_config(None, ["data.preset=mnist99"])
+
+
+def test_shipped_configs_load() -> None:
+    for name in ("mnist48_simple", "mnist48_hard", "mnist128"):
+        cfg = load_config(f"mnist/{name}_seg_only")
+        assert cfg.data.preset == name and cfg.method == "seg_only"
+    assert load_config("mnist/mnist128_seg_only").model.depth == 5
+
+
+def test_missing_and_malformed_files(tmp_path) -> None:
+    with pytest.raises(WeaksegError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(WeaksegError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_base_files_merge(tmp_path) -> None:
+    (tmp_path / "base.yaml").write_text("train: {steps: 7, batch_size: 3}\n")
+    (tmp_path / "exp.yaml").write_text("_base_: base.yaml\ntrain: {steps: 9}\n")
+    cfg = load_config(tmp_path / "exp.yaml")
+    assert (cfg.train.steps, cfg.train.batch_size) == (9, 3)
+
+
+def test_round_trip_through_yaml(tmp_path) -> None:
+    cfg = load_config(None, ["train.steps=11", "model.kwargs={segmenter: separate}"])
+    dump_yaml(cfg, tmp_path / "config.yaml")
+    again = load_config(tmp_path / "config.yaml")
+    assert diff_configs(to_dict(cfg), to_dict(again)) == []
+    assert config_from_dict(to_dict(cfg)) == cfg
+
+
+def test_parse_override_needs_equals() -> None:
+    with pytest.raises(WeaksegError, match="KEY=VALUE"):
+        parse_override("train.steps")

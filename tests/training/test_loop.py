@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+import tests.toy  # noqa: F401  (registers the toy dataset and method)
+from weakseg.config import load_config
+from weakseg.errors import WeaksegError
+from weakseg.training.checkpoint import load_checkpoint
+from weakseg.training.context import NonFiniteLossError
+from weakseg.training.loop import fit
+
+
+def toy_config(**sets: object):
+    overrides = ["data.name=toy", "method=toy", "train.batch_size=4", "train.log_every=2", "train.eval_every=3",
+                 "train.checkpoint_every=3", "train.lr_discriminator=1.0"]
+    overrides += [f"{k}={v}" for k, v in sets.items()]
+    return load_config(None, overrides)
+
+
+def weights(run_dir) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir / "checkpoints" / "last.pt")["models"]["net"]
+
+
+def test_fit_writes_run_folder(tmp_path) -> None:
+    out = tmp_path / "run"
+    summary = fit(toy_config(**{"train.steps": 6}), out, progress=False)
+    assert (out / "config.yaml").is_file() and (out / "checkpoints" / "last.pt").is_file()
+    assert (out / "checkpoints" / "best.pt").is_file() and (out / "log.txt").is_file()
+    assert any((out / "tb").iterdir())
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines if r["split"] == "train"] == [2, 4, 6]
+    assert [r["step"] for r in lines if r["split"] == "valid"] == [3, 6]
+    assert summary["best"]["metric"] == "dice_soft_global"
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ckpt["step"] == 6 and ckpt["config"]["train"]["steps"] == 6 and ckpt["weakseg_version"]
+    assert not list((out / "checkpoints").glob("*.tmp"))
+
+
+def test_resume_equals_uninterrupted(tmp_path) -> None:
+    """N steps + resume N steps == 2N steps, bit for bit on CPU (stream, RNG, optimiser states)."""
+    full, half = tmp_path / "full", tmp_path / "half"
+    fit(toy_config(**{"train.steps": 12}), full, progress=False)
+    fit(toy_config(**{"train.steps": 6}), half, progress=False)
+    fit(toy_config(**{"train.steps": 12}), half, resume=True, progress=False)
+    a, b = weights(full), weights(half)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_resume_refuses_changed_config(tmp_path) -> None:
+    out = tmp_path / "run"
+    fit(toy_config(**{"train.steps": 3}), out, progress=False)
+    with pytest.raises(WeaksegError, match="train.lr"):
+        fit(toy_config(**{"train.steps": 6, "train.lr": 0.5}), out, resume=True, progress=False)
+
+
+def test_existing_run_needs_resume_flag(tmp_path) -> None:
+    out = tmp_path / "run"
+    fit(toy_config(**{"train.steps": 3}), out, progress=False)
+    with pytest.raises(WeaksegError, match="--resume"):
+        fit(toy_config(**{"train.steps": 3}), out, progress=False)
+
+
+def test_resume_without_checkpoint_is_clear(tmp_path) -> None:
+    with pytest.raises(WeaksegError, match="no checkpoint"):
+        fit(toy_config(**{"train.steps": 3}), tmp_path / "none", resume=True, progress=False)
+
+
+def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch) -> None:
+    out = tmp_path / "run"
+    fit(toy_config(**{"train.steps": 3}), out, progress=False)
+    before = weights(out)
+    monkeypatch.setattr(tests.toy, "POISON_FROM_STEP", 4)
+    with pytest.raises(NonFiniteLossError, match=r"loss/bce became non-finite at step 4"):
+        fit(toy_config(**{"train.steps": 6}), out, resume=True, progress=False)
+    after = weights(out)
+    for key in before:
+        torch.testing.assert_close(before[key], after[key], rtol=0, atol=0)
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 3
+
+
+def test_skip_policy_drops_bad_updates(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(tests.toy, "POISON_FROM_STEP", 2)
+    out = tmp_path / "run"
+    fit(toy_config(**{"train.steps": 4, "train.nonfinite": "skip"}), out, progress=False)
+    train_logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["skipped_updates"] for r in train_logs if r["split"] == "train"] == [0, 2]
