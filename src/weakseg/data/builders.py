@@ -21,4 +21,4 @@ def build_mnist(cfg: Config) -> DataBundle:
     )
     info = getattr(splits, "info", {})
     return DataBundle(splits=dict(splits), class_names=("digit",), in_channels=1, evaluate=evaluate_image_set,
-                      value_range=(-1.0, 2.0), info=info)
+                      value_range=(-1.0, 2.0), value_range_display=(0.0, 1.0), info=info)

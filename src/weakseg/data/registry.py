@@ -32,6 +32,7 @@ class DataBundle:
     in_channels: int
     evaluate: EvaluateFn
     value_range: tuple[float, float] = (-1.0, 1.0)   # images outside this range are rejected
+    value_range_display: tuple[float, float] = (-1.0, 1.0)   # intensity window for pictures
     info: dict[str, Any] = field(default_factory=dict)
 
     def split(self, name: str) -> SampleSet:

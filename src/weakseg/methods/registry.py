@@ -39,6 +39,7 @@ class Method:
     steps: Sequence[StepFn]
     streams: dict[str, str]
     segment: Callable[[Tensor], Tensor]
+    panels: Callable[[Tensor, Tensor], dict[str, Tensor]] | None = None   # pictures: (x_P, x_A) -> named images
     eval_only: tuple[str, ...] = ()          # models that stay in eval mode while training (EMA teacher)
     state: dict[str, Any] = field(default_factory=dict)   # extra checkpointed state (tensors / plain types)
 

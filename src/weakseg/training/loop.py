@@ -147,7 +147,7 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: boo
 
     t0 = time.time()
     sums: dict[str, torch.Tensor] = {}
-    count = 0
+    counts: dict[str, int] = {}                  # terms may be absent in some steps (no labelled image)
     last_valid: dict[str, Any] = {}
     bar = tqdm(total=cfg.train.steps, initial=start, disable=None if progress is None else not progress,
                desc=f"{cfg.method}", dynamic_ncols=True)
@@ -161,16 +161,16 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: boo
                 logs |= step_fn(method, batches, ctx)
             for key, value in logs.items():     # summed on device: no host sync per step
                 sums[key] = sums.get(key, 0) + value.detach().float()
-            count += 1
+                counts[key] = counts.get(key, 0) + 1
             done = step + 1
             bar.update(1)
 
             if done % cfg.train.log_every == 0 or done == cfg.train.steps:
                 ctx.check_pending()
-                means = {k: float(v) / count for k, v in sums.items()}
+                means = {k: float(v) / counts[k] for k, v in sums.items()}
                 logger.scalars(done, "train", means | {"skipped_updates": ctx.skipped})
                 bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(means.items())[:4]})
-                sums, count = {}, 0
+                sums, counts = {}, {}
 
             if done % cfg.train.eval_every == 0 or done == cfg.train.steps:
                 method.set_training(False)

@@ -1,0 +1,106 @@
+"""GenSeg: segmentation from presence/absence translation (Vorontsov et al., MIA 2022; ``genseg.md``).
+
+One iteration (§6): the generator forward runs once; the discriminators are updated on detached fakes;
+then the generator (and the separate segmenter, "sep dec") is updated against the just-updated
+discriminators, which are frozen during that backward. Batches are unpaired: B P images + B A images,
+masks only on the labelled P images (usually none at 1%: the Dice term is then absent).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from weakseg.config.schema import Config
+from weakseg.data.batch import Batch
+from weakseg.data.registry import DataBundle
+from weakseg.data.status import MASK
+from weakseg.losses.functional import soft_dice_loss_batch
+from weakseg.losses.translation import discriminator_terms, generator_terms
+from weakseg.methods.registry import Method, adam, register_method
+from weakseg.models.registry import create_model
+from weakseg.training.context import StepContext
+
+
+def labelled_dice(logits: Tensor, batch: Batch, k: int) -> Tensor | None:
+    """Batch soft Dice (1 + L_Dice, pooled) on the labelled images of ``batch``; None when it has none."""
+    labelled = (batch.status[:, k] == MASK) & batch.has_mask                      # (B,)
+    if not bool(labelled.any()):
+        return None
+    probs = torch.sigmoid(logits[labelled][:, k:k + 1].float())                   # (L, 1, H, W)
+    return soft_dice_loss_batch(probs, batch.mask[labelled][:, k:k + 1].float())
+
+
+def genseg_step(method: Method, batches: dict[str, Batch], ctx: StepContext) -> dict[str, Tensor]:
+    cfg, k = ctx.cfg, ctx.cfg.data.class_index
+    p, a = batches["p"], batches["a"]
+    gen = method.models["generator"]
+    d_p = method.models["disc_p"] if "disc_p" in method.models else None
+    d_a = method.models["disc_a"] if "disc_a" in method.models else None
+    logs: dict[str, Tensor] = {}
+
+    with ctx.autocast():
+        out = gen(p.image, a.image, generator=ctx.generator)
+
+    if d_a is not None:                                    # 1. discriminators, on detached fakes
+        for d in (d_p, d_a):
+            if d is not None:
+                d.requires_grad_(True)
+        with ctx.autocast():
+            d_terms = discriminator_terms(d_p, d_a, x_p=p.image, x_a=a.image, x_pa=out.x_PA, x_ap=out.x_AP)
+        ctx.update(sum(d_terms.values()), d_terms, [method.optimizers["discriminators"]])
+        logs |= {k_: v.detach() for k_, v in d_terms.items()}
+        for d in (d_p, d_a):                               # frozen for the generator backward
+            if d is not None:
+                d.requires_grad_(False)
+
+    g = cfg.genseg                                          # 2. generator against the updated discriminators
+    with ctx.autocast():
+        terms = generator_terms(out, x_p=p.image, x_a=a.image, d_p=d_p, d_a=d_a, lambda_adv=g.lambda_adv,
+                                lambda_rec=g.lambda_rec, lambda_cyc=g.lambda_cyc, lambda_lat=g.lambda_lat)
+    dice = labelled_dice(out.seg_logits, p, k)
+    if dice is not None:
+        terms["gen/seg_dice"] = g.lambda_seg * dice
+        logs["dice_loss"] = dice.detach()
+    opts = [method.optimizers["generator"]] + ([method.optimizers["segmenter"]] if "segmenter" in method.optimizers else [])
+    ctx.update(sum(terms.values()), terms, opts)
+    logs |= {k_: v.detach() for k_, v in terms.items()}
+    return logs
+
+
+def _panels(gen: nn.Module):
+    def panels(x_p: Tensor, x_a: Tensor) -> dict[str, Tensor]:
+        x_pa, delta = gen.translate_p_to_a(x_p)
+        out = {"P->A": x_pa, "P residual": delta}
+        if gen.translation == "bidirectional":
+            out["A->P"] = gen.translate_a_to_p(x_a)
+        return out
+    return panels
+
+
+@register_method("genseg")
+def build_genseg(cfg: Config, data: DataBundle, device: torch.device) -> Method:
+    kwargs = dict(cfg.model.kwargs)
+    if cfg.model.name != "genseg":
+        raise_model = cfg.model.name
+        from weakseg.errors import WeaksegError
+        raise WeaksegError(f"method genseg needs model.name=genseg, got {raise_model!r}")
+    disc_kwargs = kwargs.pop("discriminator", {}) or {}
+    gen = create_model("genseg", in_channels=data.in_channels, num_classes=len(data.class_names),
+                       width=cfg.model.width, depth=cfg.model.depth, **kwargs).to(device)
+    models = nn.ModuleDict({"generator": gen})
+    if gen.translation != "none":
+        models["disc_a"] = create_model("patchgan_multiscale", in_channels=data.in_channels, width=cfg.model.width,
+                                        **disc_kwargs).to(device)
+        if gen.translation == "bidirectional":
+            models["disc_p"] = create_model("patchgan_multiscale", in_channels=data.in_channels,
+                                            width=cfg.model.width, **disc_kwargs).to(device)
+    groups = gen.parameter_groups()
+    optimizers = {"generator": adam(groups["generator"], cfg)}
+    if "segmenter" in groups:
+        optimizers["segmenter"] = adam(groups["segmenter"], cfg)
+    if "disc_a" in models:
+        d_params = [p_ for name in ("disc_p", "disc_a") if name in models for p_ in models[name].parameters()]
+        optimizers["discriminators"] = adam(d_params, cfg, lr=cfg.train.lr_discriminator)
+    return Method(name="genseg", models=models, optimizers=optimizers, steps=(genseg_step,),
+                  streams={"p": "p", "a": "a"}, segment=gen.segment, panels=_panels(gen))

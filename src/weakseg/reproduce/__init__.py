@@ -1,0 +1,1 @@
+"""Paper-table reproductions: incremental, resumable, one stored result per run."""

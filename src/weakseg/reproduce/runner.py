@@ -1,0 +1,93 @@
+"""Run a grid of (preset, method, seed) trainings, one stored result per run, skipping finished ones.
+
+A run's training folder lives under ``runs_root/<key>`` (resumed if interrupted); its result is the
+small JSON ``results_dir/runs/<key with / as __>.json``, written only when the run has finished and
+been evaluated. Tables are assembled from whatever results exist, so a long grid can be filled over
+several sittings and on whichever machine is at hand.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from weakseg.config import load_config, to_dict
+from weakseg.metrics.jsonio import atomic_write_json
+from weakseg.reproduce.provenance import provenance
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a reproduction grid."""
+
+    group: str                  # table row group, e.g. a preset or an alpha
+    method: str                 # table column / method key
+    seed: int
+    config: str                 # config path or name under configs/
+    overrides: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.group}/{self.method}/seed{self.seed}"
+
+    @property
+    def file_key(self) -> str:
+        return self.key.replace("/", "__")
+
+
+def result_path(results_dir: Path, spec: RunSpec) -> Path:
+    return results_dir / "runs" / f"{spec.file_key}.json"
+
+
+def run_grid(specs: Sequence[RunSpec], *, runs_root: Path, results_dir: Path, redo: bool = False,
+             evaluate: Callable[[Path, RunSpec], dict[str, Any]], command: str,
+             log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Train and evaluate every spec not yet done; return all stored results of the grid."""
+    from weakseg.training.checkpoint import load_checkpoint
+    from weakseg.training.loop import fit
+
+    results = []
+    for i, spec in enumerate(specs, 1):
+        out_json = result_path(results_dir, spec)
+        if out_json.is_file() and not redo:
+            log(f"[{i}/{len(specs)}] {spec.key}: done, skipped")
+            results.append(json.loads(out_json.read_text()))
+            continue
+        cfg = load_config(spec.config, [*spec.overrides, f"train.seed={spec.seed}"])
+        run_dir = runs_root / spec.key
+        last = run_dir / "checkpoints" / "last.pt"
+        if redo and run_dir.exists():
+            import shutil
+            shutil.rmtree(run_dir)
+        t0 = time.time()
+        finished = last.is_file() and int(load_checkpoint(last)["step"]) >= cfg.train.steps
+        if not finished:
+            log(f"[{i}/{len(specs)}] {spec.key}: training {cfg.train.steps} steps -> {run_dir}")
+            fit(cfg, run_dir, resume=last.is_file())
+        wall = time.time() - t0
+        metrics = evaluate(run_dir, spec)
+        record = {"key": spec.key, "group": spec.group, "method": spec.method, "seed": spec.seed,
+                  "config_file": spec.config, "overrides": list(spec.overrides), "config": to_dict(cfg),
+                  "wall_time_s": round(wall, 1), "run_dir": str(run_dir), **metrics, **spec.extra,
+                  "provenance": provenance(command)}
+        atomic_write_json(out_json, record)
+        results.append(record)
+    return results
+
+
+def load_results(results_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((results_dir / "runs").glob("*.json"))]
+
+
+def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
