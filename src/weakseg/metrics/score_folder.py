@@ -1,0 +1,142 @@
+"""Score a folder of predicted NIfTI label maps against a folder of references (nnU-Net style).
+
+Files are matched by name (``case.nii.gz`` in both folders). Every reference needs a prediction; a
+prediction without a reference is listed in the summary (``weakseg.unmatched_predictions``) and not
+scored. Label maps are read with ``np.asanyarray(img.dataobj)`` (no float scaling) and the spacing comes
+from the reference affine (``nibabel.affines.voxel_sizes``). Shape or affine mismatches, unreadable files
+and label values outside the declared set are ``WeaksegError``s naming the file. Cases are read one at a
+time, so a folder of full-size volumes never sits in memory at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+from nibabel.affines import voxel_sizes
+
+from weakseg.errors import WeaksegError
+from weakseg.metrics.policy import EmptyCasePolicy
+from weakseg.metrics.summary import CaseToScore, score_cases
+
+AFFINE_ATOL = 1e-4  # mm; header round trips (float32 sform) stay far below this
+
+
+def _load_labelmap(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        img = nib.load(str(path))
+        arr = np.asanyarray(img.dataobj)
+    except Exception as exc:  # nibabel raises many types for truncated or foreign files
+        raise WeaksegError(f"{path}: cannot read as NIfTI ({type(exc).__name__}: {exc}); re-export the file") from exc
+    arr = np.asarray(arr)
+    if arr.ndim == 4 and arr.shape[-1] == 1:
+        arr = arr[..., 0]  # (X, Y, Z, 1) -> (X, Y, Z)
+    if arr.ndim not in (2, 3):
+        raise WeaksegError(f"{path}: a label map must be 2D or 3D, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise WeaksegError(f"{path}: label map holds non-integer or NaN/Inf values; save integer labels (uint8)")
+        arr = arr.astype(np.int64)
+    return arr, np.asarray(img.affine, dtype=np.float64)
+
+
+def _labels_from_dataset_json(gt_dir: Path) -> dict[str, Any] | None:
+    for candidate in (gt_dir / "dataset.json", gt_dir.parent / "dataset.json"):
+        if candidate.is_file():
+            try:
+                labels = json.loads(candidate.read_text()).get("labels")
+            except (json.JSONDecodeError, AttributeError) as exc:
+                raise WeaksegError(f"{candidate}: not a valid dataset.json ({exc}); fix it or pass labels") from exc
+            if isinstance(labels, dict) and labels:
+                return labels
+    return None
+
+
+def _case_id(name: str, file_ending: str) -> str:
+    return name[: -len(file_ending)]
+
+
+def score_folders(
+    pred_dir: str | os.PathLike[str],
+    gt_dir: str | os.PathLike[str],
+    *,
+    labels: Mapping[str, Any] | None = None,
+    policy: EmptyCasePolicy | None = None,
+    statuses: Mapping[str, Mapping[str, str]] | None = None,
+    file_ending: str = ".nii.gz",
+    compute_assd: bool = False,
+) -> dict[str, Any]:
+    """Score every reference in ``gt_dir`` against the same-named prediction in ``pred_dir``.
+
+    Args:
+        labels: nnU-Net ``labels`` (name -> int). None: read from ``dataset.json`` in ``gt_dir`` or its
+            parent, else every non-zero value found in the references and predictions (named by value).
+        statuses: optional case_id -> {class name: status}; missing entries are ``mask``.
+        file_ending: the label files' ending, as in nnU-Net's ``dataset.json``.
+
+    Returns the extended ``summary.json`` dict of ``score_cases``.
+    """
+    pred_dir, gt_dir = Path(pred_dir), Path(gt_dir)
+    for d, what in ((pred_dir, "prediction"), (gt_dir, "reference")):
+        if not d.is_dir():
+            raise WeaksegError(f"{what} folder {d} does not exist; pass the folder holding *{file_ending} label maps")
+    refs = sorted(p.name for p in gt_dir.iterdir() if p.name.endswith(file_ending) and not p.name.startswith("."))
+    preds = sorted(p.name for p in pred_dir.iterdir() if p.name.endswith(file_ending) and not p.name.startswith("."))
+    if not refs:
+        raise WeaksegError(f"reference folder {gt_dir} holds no *{file_ending} files; check the path or file_ending")
+    missing = [n for n in refs if n not in set(preds)]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise WeaksegError(f"{len(missing)} reference case(s) have no prediction in {pred_dir}: {shown}; "
+                           "predict every case (files are matched by name)")
+    unmatched = [n for n in preds if n not in set(refs)]
+
+    # Cases stream one at a time (volumes are large); each pair is checked as it is read and a bad file
+    # stops scoring with an error naming it. Nothing is written here, so no partial output can remain.
+    def pairs() -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+        for name in refs:
+            ref, ref_aff = _load_labelmap(gt_dir / name)
+            pred, pred_aff = _load_labelmap(pred_dir / name)
+            if pred.shape != ref.shape:
+                raise WeaksegError(f"{pred_dir / name}: shape {pred.shape} differs from the reference's {ref.shape}; "
+                                   "write predictions on the reference grid")
+            if not np.allclose(pred_aff, ref_aff, atol=AFFINE_ATOL, rtol=0):
+                raise WeaksegError(f"{pred_dir / name}: affine differs from the reference's ({gt_dir / name}); "
+                                   "write predictions with the input image's affine")
+            yield name, pred, ref, ref_aff
+
+    if labels is None:
+        labels = _labels_from_dataset_json(gt_dir)
+    if labels is None:
+        values: set[int] = set()
+        for _, pred, ref, _ in pairs():
+            values |= {int(v) for v in np.unique(ref)} | {int(v) for v in np.unique(pred)}
+        values.discard(0)
+        if not values:
+            raise WeaksegError(f"no foreground label in {gt_dir} or {pred_dir}; pass labels={{'name': value}}")
+        labels = {"background": 0, **{str(v): v for v in sorted(values)}}
+    allowed: set[int] = set()
+    for v in labels.values():
+        allowed |= {int(x) for x in v} if isinstance(v, (list, tuple)) else {int(v)}
+    allowed.add(0)
+
+    def cases() -> Iterator[CaseToScore]:
+        for name, pred, ref, aff in pairs():
+            for arr, folder in ((ref, gt_dir), (pred, pred_dir)):
+                extra = sorted(set(np.unique(arr).tolist()) - allowed)
+                if extra:
+                    raise WeaksegError(f"{folder / name}: label values {extra[:10]} are not declared in labels "
+                                       f"{dict(labels)}; fix the map or the labels")
+            cid = _case_id(name, file_ending)
+            spacing = [float(s) for s in voxel_sizes(aff)[: ref.ndim]]
+            yield CaseToScore(cid, pred, ref, spacing, (statuses or {}).get(cid),
+                              prediction_file=str(pred_dir / name), reference_file=str(gt_dir / name))
+
+    summary = score_cases(cases(), labels=labels, policy=policy, compute_assd=compute_assd)
+    summary["weakseg"]["unmatched_predictions"] = unmatched
+    return summary
