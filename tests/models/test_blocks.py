@@ -112,7 +112,9 @@ def test_reflect_conv_init_is_kaiming_normal() -> None:
     ("resample", "size", "expected"), [("down", (7, 6), (4, 3)), ("up", (3, 5), (6, 10)), (None, (5, 5), (5, 5))]
 )
 @pytest.mark.parametrize("shortcut", [True, False])
-def test_conv_block_shapes(resample: str | None, size: tuple[int, int], expected: tuple[int, int], shortcut: bool) -> None:
+def test_conv_block_shapes(
+    resample: str | None, size: tuple[int, int], expected: tuple[int, int], shortcut: bool
+) -> None:
     block = ConvBlock(4, 6, kernel_size=3, norm="instance", resample=resample, shortcut=shortcut)
     assert block(torch.randn(2, 4, *size)).shape == (2, 6, *expected)
     assert (block.shortcut_conv is not None) == shortcut
@@ -130,7 +132,12 @@ def test_conv_block_shortcut_identity_when_channels_match() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "cls", "params"),
-    [("instance", nn.InstanceNorm2d, 0), ("layer", LayerNorm2d, 8), ("batch", nn.BatchNorm2d, 8), ("none", nn.Identity, 0)],
+    [
+        ("instance", nn.InstanceNorm2d, 0),
+        ("layer", LayerNorm2d, 8),
+        ("batch", nn.BatchNorm2d, 8),
+        ("none", nn.Identity, 0),
+    ],
 )
 def test_norm_factory(kind: str, cls: type, params: int) -> None:
     norm = make_norm(kind, 4)
