@@ -60,12 +60,15 @@ def test_discriminator_update_changes_no_generator_parameter_and_vice_versa(monk
     def spy(total, terms, optimizers):
         kind = "D" if any(k.startswith("disc/") for k in terms) else "G"
         before_g, before_d = snapshot(gen), [snapshot(d) for d in discs]
+        d_grads = [p.grad.clone() if p.grad is not None else None for d in discs for p in d.parameters()]
         applied = real_update(total, terms, optimizers)
         calls.append((kind, changed(before_g, gen), [changed(b, d) for b, d in zip(before_d, discs)]))
         if kind == "G":   # every generator parameter received a gradient in the G step
             missing = [n for n, p in gen.named_parameters() if p.grad is None]
             assert not missing, missing
-            assert all(p.grad is None for d in discs for p in d.parameters())
+            # the discriminators were frozen: the G backward left their gradients as the D step left them
+            after = [p.grad for d in discs for p in d.parameters()]
+            assert all(torch.equal(a, b) for a, b in zip(d_grads, after))
         return applied
 
     monkeypatch.setattr(ctx, "update", spy)
