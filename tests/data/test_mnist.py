@@ -249,6 +249,26 @@ def test_vectorised_matches_a_per_sample_replay_of_its_own_draws(fold: DigitFold
         np.testing.assert_array_equal(images[row], img)
 
 
+@pytest.mark.parametrize("generator", [generate_cluttered, generate_cluttered_reference])
+def test_clutter_windows_cover_the_specified_ranges(generator) -> None:
+    """One clutter patch from digits whose pixels encode their position reveals both windows (§9.1 ranges)."""
+    rc = np.arange(28 * 28, dtype=np.float32).reshape(28, 28)
+    code = (rc + 1) / 1000                                               # in (0, 0.79]: never saturates on 0
+    fold = DigitFold(np.stack([code] * 5), np.arange(5, dtype=np.int64))
+    spec = ClutterSpec(canvas=32, n_clutter=1, size_clutter=20, noise_sigma=0.0)
+    a = generator(fold, spec, 300, seed=1).a_images[:, 0]
+    src_r, src_c, dst_r, dst_c = [], [], [], []
+    for img in a:
+        rows, cols = np.nonzero(img)
+        assert len(rows) == 20 * 20                                      # the whole patch, nothing else
+        tr, tc = rows.min(), cols.min()
+        sr, sc = divmod(int(round(img[tr, tc] * 1000)) - 1, 28)
+        np.testing.assert_allclose(img[tr:tr + 20, tc:tc + 20], code[sr:sr + 20, sc:sc + 20])
+        src_r.append(sr), src_c.append(sc), dst_r.append(tr), dst_c.append(tc)
+    assert sorted(set(src_r)) == sorted(set(src_c)) == list(range(28 - 20))        # 0..27-w
+    assert sorted(set(dst_r)) == sorted(set(dst_c)) == list(range(32 - 20))        # 0..S-w-1
+
+
 def test_determinism_by_seed(fold: DigitFold) -> None:
     a = generate_cluttered(fold, SMALL, 30, seed=7)
     b = generate_cluttered(fold, SMALL, 30, seed=7)
