@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "results" / "bench_mnist_generation.json")
     args = p.parse_args(argv)
 
+    load_before = os.getloadavg()[0]
     digits = load_digits()                                                 # cached; not part of the timing
     fold = digits.train
     rows = []
@@ -85,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         "git_commit": git_commit(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "python": platform.python_version()},
+                    "python": platform.python_version(),
+                    # other jobs share this machine's cores; the 1-minute load says how busy it was
+                    "load_average_1m": {"start": round(load_before, 2), "end": round(os.getloadavg()[0], 2)}},
         "versions": {"numpy": np.__version__, "torch": torch.__version__},
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -7,8 +7,8 @@ fold, pasted whole at offsets ``0..S-29`` where its pixels are > 0; then ``n_clu
 A is an independent canvas with clutter only. The mask is the digit's pixels > 0.5 at its placement
 (clutter may cover it; the mask ignores clutter).
 
-``generate_cluttered`` is the vectorised production generator (one gather/scatter per clutter index for
-all images at once). It draws its random numbers in its own order, so it matches the per-sample
+``generate_cluttered`` is the vectorised production generator (no per-sample loop: one gather/scatter per
+clutter index for a whole block of canvases, blocks sized to stay in cache). It draws its random numbers in its own order, so it matches the per-sample
 ``generate_cluttered_reference`` (the reference's exact call order) in distribution, not pixel by pixel.
 ``build_mnist_splits`` turns the folds into train/valid/test ``TensorSampleSet``\\ s with label statuses.
 """
@@ -311,8 +311,9 @@ def choose_labelled_sources(labels: np.ndarray, *, fraction: float | None = None
     """Which training source digits carry masks (§9.2).
 
     ``n_seg = max(1, int(fraction * N + 0.5))`` with N the WHOLE pool (even when classes are excluded),
-    or ``count`` (which overrides ``fraction`` when both are given); the first n_seg of a ``RandomState(data_seed)`` permutation of the eligible digits
-    (class in ``labeled_digits``; ``None`` or ``"all"`` = every class).
+    or ``count`` (which overrides ``fraction`` when both are given); the first n_seg of a
+    ``RandomState(data_seed)`` permutation of the eligible digits (class in ``labeled_digits``; ``None`` or
+    ``"all"`` = every class).
 
     Shape:
         labels: (N,) int. Returns (N,) bool.
@@ -320,7 +321,8 @@ def choose_labelled_sources(labels: np.ndarray, *, fraction: float | None = None
     labels = np.asarray(labels)
     digits = _resolve_digits(labeled_digits)
     if fraction is None and count is None:
-        raise WeaksegError("set data.mnist.labeled_fraction (e.g. --set data.mnist.labeled_fraction=0.01) or data.mnist.labeled_count")
+        raise WeaksegError("set data.mnist.labeled_fraction (e.g. --set data.mnist.labeled_fraction=0.01) "
+                           "or data.mnist.labeled_count")
     if count is None:
         if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:
             raise WeaksegError(f"data.mnist.labeled_fraction must be in (0, 1], got {fraction!r}; "
