@@ -27,7 +27,14 @@ from typing import Literal
 
 import numpy as np
 from nibabel.affines import voxel_sizes
-from nibabel.orientations import aff2axcodes, apply_orientation, axcodes2ornt, inv_ornt_aff, io_orientation, ornt_transform
+from nibabel.orientations import (
+    aff2axcodes,
+    apply_orientation,
+    axcodes2ornt,
+    inv_ornt_aff,
+    io_orientation,
+    ornt_transform,
+)
 
 from weakseg.errors import WeaksegError
 
@@ -130,7 +137,10 @@ def n4_correct(image: np.ndarray, mask: np.ndarray, *, spacing: Sequence[float] 
 # ----------------------------------------------------------------------------------------------- hemispheres
 @dataclass(frozen=True)
 class HemisphereLayout:
-    """Where a canonical grid ``(X, Y, Z)`` is cut: x_lo = [midline - width, midline), x_hi = [midline, midline + width)."""
+    """Where a canonical grid ``(X, Y, Z)`` is cut.
+
+    x_lo = canonical x in [midline - width, midline), x_hi = [midline, midline + width).
+    """
 
     canonical_shape: tuple[int, int, int]
     midline: int

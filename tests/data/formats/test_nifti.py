@@ -117,3 +117,16 @@ def test_check_same_geometry_names_the_difference(tmp_path):
         check_same_geometry(b, a, what="case 7")
     with pytest.raises(WeaksegError, match=r"case 7: affine differs"):
         check_same_geometry(a, c, what="case 7")
+
+
+def test_zero_qform_code_is_kept(tmp_path):
+    aff = np.diag([-0.8, 0.9, 2.5, 1.0])
+    aff[:3, 3] = (3, 4, 5)
+    img = nib.Nifti1Image(np.zeros((3, 3, 3), np.float32), aff)
+    img.set_qform(None, code=0)
+    img.set_sform(aff, code=1)
+    nib.save(img, str(tmp_path / "a.nii.gz"))
+    save_volume(np.ones((3, 3, 3)), load_volume(tmp_path / "a.nii.gz"), tmp_path / "b.nii.gz", dtype=np.uint8)
+    back = nib.load(str(tmp_path / "b.nii.gz"))
+    assert (int(back.header["qform_code"]), int(back.header["sform_code"])) == (0, 1)
+    assert np.allclose(back.affine, aff)
