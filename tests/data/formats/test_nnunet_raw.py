@@ -1,4 +1,9 @@
-"""nnU-Net v2 raw layout: dataset.json checks, case listing, round trip, import validation, BraTS export."""
+"""nnU-Net v2 raw layout: dataset.json checks, case listing, round trip, import validation, BraTS export.
+
+The integrity-check test needs ``nnunetv2`` importable. Installing it plainly pulls a CUDA torch; it was
+run in a side venv: ``pip install --no-deps nnunetv2 batchgenerators scikit-image lazy_loader tifffile
+acvl_utils blosc2 numexpr msgpack ndindex httpx`` on top of the project venv (CPU torch kept).
+"""
 
 from __future__ import annotations
 
@@ -203,3 +208,16 @@ def test_export_converted_brats(tmp_path):
         assert ((raw_flair == 0) == (exported == 0)).all()               # same brain pixels
         if (raw_flair > 0).sum() > 2:
             assert np.corrcoef(raw_flair[raw_flair > 0], exported[raw_flair > 0])[0, 1] > 0.99
+
+
+def test_export_passes_nnunet_integrity_check(tmp_path):
+    """nnU-Net v2's own verifier (skipped where nnunetv2 is not installed; see the module docstring)."""
+    verify = pytest.importorskip("nnunetv2.experiment_planning.verify_dataset_integrity")
+    import torch
+
+    assert "+cpu" in torch.__version__ or not torch.cuda.is_available()   # nnunetv2 must not have swapped torch
+    write_synthetic_brats(tmp_path / "src", n_subjects=4, n_lgg=0, shape=(24, 24, 8))
+    convert_brats(tmp_path / "src", tmp_path / "conv",
+                  options=BratsConvertOptions(proportions=(2, 1, 1), labelled_fraction=0.5))
+    export_nnunet(tmp_path / "conv", tmp_path / "Dataset501_BraTSHemi")
+    verify.verify_dataset_integrity(str(tmp_path / "Dataset501_BraTSHemi"), num_processes=1)   # raises on failure
