@@ -223,6 +223,9 @@ def validate_config(cfg: Config) -> None:
         raise WeaksegError(f"train.amp must be auto, bf16 or off, got {t.amp!r}")
     if t.nonfinite not in ("stop", "skip"):
         raise WeaksegError(f"train.nonfinite must be 'stop' or 'skip', got {t.nonfinite!r}")
+    for name in ("max_skipped", "max_rollbacks"):
+        if getattr(t, name) < 0:
+            raise WeaksegError(f"train.{name} must be >= 0, got {getattr(t, name)}")
     if cfg.model.width <= 0:
         raise WeaksegError(f"model.width must be > 0, got {cfg.model.width}")
     if cfg.eval.checkpoint not in ("best", "last"):

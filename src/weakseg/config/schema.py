@@ -84,6 +84,8 @@ class TrainConfig:
     select_metric: str = "dice_soft_global"   # validation metric for best.pt (the reference criterion)
     select_mode: str = "max"           # max | min
     nonfinite: str = "stop"            # stop: end the run naming the term; skip: drop the update
+    max_skipped: int = 10              # skip: consecutive skipped steps before rolling back to last.pt (0 = never)
+    max_rollbacks: int = 3             # skip: rollbacks before the run gives up
     min_labeled_per_batch: int = 0     # oversample labelled P images (0 = as the reference)
 
 

@@ -24,8 +24,10 @@ from weakseg.errors import WeaksegError
 from weakseg.methods.registry import Method, build_method
 from weakseg.training.checkpoint import load_checkpoint, save_checkpoint
 from weakseg.training.context import StepContext, amp_dtype, resolve_device
+from weakseg.training.faults import FaultGuard          # reliab hook
 from weakseg.training.logging import RunLogger
 from weakseg.training.seed import capture_rng, restore_rng, seed_everything
+from weakseg.training.signals import StopRequest        # reliab hook
 
 # Keys that may change between a run and its resumption (they do not change what is learned).
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
@@ -151,6 +153,8 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: boo
     last_valid: dict[str, Any] = {}
     bar = tqdm(total=cfg.train.steps, initial=start, disable=None if progress is None else not progress,
                desc=f"{cfg.method}", dynamic_ncols=True)
+    guard = FaultGuard(cfg, method, paths.last)           # reliab hook: rollback after repeated skips
+    stop = StopRequest().install()                        # reliab hook: SIGTERM/SIGINT -> checkpoint, exit
     try:
         for step in range(start, cfg.train.steps):
             ctx.step = step
@@ -159,6 +163,7 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: boo
             logs: dict[str, torch.Tensor] = {}
             for step_fn in method.steps:
                 logs |= step_fn(method, batches, ctx)
+            guard.after_step(step, ctx)                   # reliab hook
             for key, value in logs.items():     # summed on device: no host sync per step
                 sums[key] = sums.get(key, 0) + value.detach().float()
                 counts[key] = counts.get(key, 0) + 1
@@ -190,7 +195,12 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: boo
             if done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps:
                 ctx.check_pending()
                 save_checkpoint(_state(method, streams, ctx, cfg, done, best), paths.last)
+
+            if stop.requested:                            # reliab hook: after the step's eval/checkpoint
+                ctx.check_pending()
+                stop.stop(done, lambda: save_checkpoint(_state(method, streams, ctx, cfg, done, best), paths.last))
     finally:
+        stop.restore()                                    # reliab hook
         bar.close()
         wall = time.time() - t0
         logger.info(f"stopped after {wall:.1f} s")
