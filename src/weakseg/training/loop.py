@@ -31,7 +31,8 @@ from weakseg.training.signals import StopRequest        # reliab hook
 
 # Keys that may change between a run and its resumption (they do not change what is learned).
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
-                     "train.device", "eval.batch_size", "eval.checkpoint")
+                     "train.device", "eval.batch_size", "eval.checkpoint",
+                     "train.nonfinite", "train.max_skipped", "train.max_rollbacks")   # reliab: fault policy
 
 
 @dataclass
