@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from weakseg.config.io import diff_configs, dump_yaml, to_dict
 from weakseg.config.schema import Config
+from weakseg.data.mixing import MixedStream
 from weakseg.data.registry import DataBundle, build_data
 from weakseg.data.samplers import BatchStream, pool_indices
 from weakseg.errors import WeaksegError
@@ -54,7 +55,14 @@ def build_streams(cfg: Config, data: DataBundle, method: Method) -> dict[str, Ba
     streams = {}
     for i, (name, pool) in enumerate(sorted(method.streams.items())):
         idx = pool_indices(train, pool, class_index=cfg.data.class_index)
-        streams[name] = BatchStream(train, idx, cfg.train.batch_size, seed=cfg.train.seed * 1009 + i, name=name)
+        seed = cfg.train.seed * 1009 + i
+        m = cfg.train.min_labeled_per_batch
+        if m > 0 and pool in ("p", "all") and m < cfg.train.batch_size:   # oversample labelled images
+            lab = pool_indices(train, "labelled", class_index=cfg.data.class_index)
+            streams[name] = MixedStream(BatchStream(train, lab, m, seed=seed + 500, name="labelled"),
+                                        BatchStream(train, idx, cfg.train.batch_size - m, seed=seed, name=name))
+        else:
+            streams[name] = BatchStream(train, idx, cfg.train.batch_size, seed=seed, name=name)
     return streams
 
 
