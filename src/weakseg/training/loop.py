@@ -25,7 +25,7 @@ from weakseg.errors import WeaksegError
 from weakseg.methods.registry import Method, build_method
 from weakseg.training.checkpoint import load_checkpoint, save_checkpoint
 from weakseg.training.context import StepContext, amp_dtype, resolve_device
-from weakseg.training.logging import RunLogger
+from weakseg.training.logging import RunLogger, flatten_scalars
 from weakseg.training.seed import capture_rng, restore_rng, seed_everything
 
 # Keys that may change between a run and its resumption (they do not change what is learned).
@@ -184,11 +184,14 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: boo
                 method.set_training(False)
                 with torch.no_grad():
                     last_valid = data.evaluate(method.segment, data.split("valid"), cfg, device)
-                logger.scalars(done, "valid", {k: v for k, v in last_valid.items() if isinstance(v, int | float)})
-                value = last_valid.get(cfg.train.select_metric)
-                if cfg.train.select_metric not in last_valid:
+                logger.scalars(done, "valid", last_valid)
+                flat = flatten_scalars(last_valid)
+                metric = cfg.train.select_metric
+                metric = f"{metric}/mean" if metric not in flat and f"{metric}/mean" in flat else metric
+                if metric not in flat:
                     raise WeaksegError(f"train.select_metric={cfg.train.select_metric!r} is not a validation metric; "
-                                       f"choose one of {', '.join(k for k, v in last_valid.items() if isinstance(v, float))}")
+                                       f"choose one of {', '.join(flat)}")
+                value = flat[metric]
                 if _better(value, best, cfg.train.select_mode):
                     best = {"metric": cfg.train.select_metric, "value": value, "step": done}
                     ctx.check_pending()
