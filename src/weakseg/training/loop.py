@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from weakseg.config.io import diff_configs, dump_yaml, to_dict
 from weakseg.config.schema import Config
+from weakseg.data.mixing import MixedStream
 from weakseg.data.registry import DataBundle, build_data
 from weakseg.data.samplers import BatchStream, pool_indices
 from weakseg.errors import WeaksegError
@@ -25,7 +26,7 @@ from weakseg.methods.registry import Method, build_method
 from weakseg.training.checkpoint import load_checkpoint, save_checkpoint
 from weakseg.training.context import StepContext, amp_dtype, resolve_device
 from weakseg.training.faults import FaultGuard          # reliab hook
-from weakseg.training.logging import RunLogger
+from weakseg.training.logging import RunLogger, flatten_scalars
 from weakseg.training.seed import capture_rng, restore_rng, seed_everything
 from weakseg.training.signals import StopRequest        # reliab hook
 
@@ -57,7 +58,14 @@ def build_streams(cfg: Config, data: DataBundle, method: Method) -> dict[str, Ba
     streams = {}
     for i, (name, pool) in enumerate(sorted(method.streams.items())):
         idx = pool_indices(train, pool, class_index=cfg.data.class_index)
-        streams[name] = BatchStream(train, idx, cfg.train.batch_size, seed=cfg.train.seed * 1009 + i, name=name)
+        seed = cfg.train.seed * 1009 + i
+        m = cfg.train.min_labeled_per_batch
+        if m > 0 and pool in ("p", "all") and m < cfg.train.batch_size:   # oversample labelled images
+            lab = pool_indices(train, "labelled", class_index=cfg.data.class_index)
+            streams[name] = MixedStream(BatchStream(train, lab, m, seed=seed + 500, name="labelled"),
+                                        BatchStream(train, idx, cfg.train.batch_size - m, seed=seed, name=name))
+        else:
+            streams[name] = BatchStream(train, idx, cfg.train.batch_size, seed=seed, name=name)
     return streams
 
 
@@ -182,11 +190,14 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: boo
                 method.set_training(False)
                 with torch.no_grad():
                     last_valid = data.evaluate(method.segment, data.split("valid"), cfg, device)
-                logger.scalars(done, "valid", {k: v for k, v in last_valid.items() if isinstance(v, int | float)})
-                value = last_valid.get(cfg.train.select_metric)
-                if cfg.train.select_metric not in last_valid:
+                logger.scalars(done, "valid", last_valid)
+                flat = flatten_scalars(last_valid)
+                metric = cfg.train.select_metric
+                metric = f"{metric}/mean" if metric not in flat and f"{metric}/mean" in flat else metric
+                if metric not in flat:
                     raise WeaksegError(f"train.select_metric={cfg.train.select_metric!r} is not a validation metric; "
-                                       f"choose one of {', '.join(k for k, v in last_valid.items() if isinstance(v, float))}")
+                                       f"choose one of {', '.join(flat)}")
+                value = flat[metric]
                 if _better(value, best, cfg.train.select_mode):
                     best = {"metric": cfg.train.select_metric, "value": value, "step": done}
                     ctx.check_pending()
