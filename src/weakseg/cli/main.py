@@ -19,7 +19,7 @@ from weakseg.errors import WeaksegError
 from weakseg.training.signals import TrainingInterrupted
 
 # Each module defines add_parser(subparsers) and run(args) -> int.
-COMMANDS = ("train", "evaluate", "show", "reproduce", "score", "demo")
+COMMANDS = ("train", "evaluate", "show", "reproduce", "score", "demo", "check")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -52,6 +53,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
             raw = yaml.safe_load(f)
+    except yaml.constructor.ConstructorError as err:   # e.g. !!python/object: never executed, refused here
+        found = re.search(r"'([^']+)'", err.problem or "")
+        tag = " " + found.group(1).replace("tag:yaml.org,2002:", "!!") if found else ""
+        raise WeaksegError(f"{path}: unsupported YAML tag{tag} ({str(err.problem_mark).strip()}); configs are read "
+                           "with a safe loader that builds only plain values: remove the tag") from None
     except yaml.YAMLError as err:
         raise WeaksegError(f"{path}: not valid YAML ({str(err).splitlines()[0]}); fix the syntax") from None
     except OSError as err:
