@@ -247,9 +247,13 @@ def dump_yaml(cfg: Config, path: str | os.PathLike[str]) -> None:
     """Write the resolved config atomically."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
+        os.replace(tmp, path)
+    except BaseException:            # a full disk or an interrupt leaves no stray .tmp
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def diff_configs(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:

@@ -89,7 +89,8 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for damaged files
-        raise WeaksegError(f"{path}: cannot read checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+        detail = (str(err).splitlines() or ["empty or cut short"])[0][:200]
+        raise WeaksegError(f"{path}: cannot read checkpoint ({type(err).__name__}: {detail}); "
                            "the file is damaged or not a weakseg checkpoint: resume from another checkpoint") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise WeaksegError(f"{path}: not a weakseg checkpoint of format {CHECKPOINT_FORMAT} "
