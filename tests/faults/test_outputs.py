@@ -313,3 +313,18 @@ def test_disk_full_writing_config_yaml(tmp_path, monkeypatch, capsys) -> None:
     monkeypatch.undo()
     no_leftovers(tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+
+
+def test_every_config_problem_in_one_message(tmp_path, capsys) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"data": {"name": "toy"}, "method": "toy",
+                                   "train": {"stepz": 3, "batch_size": "four", "lr": 0.1}, "modle": {}}))
+    assert main(["train", str(bad), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "3 config problems" in err and "did you mean 'steps'" in err and "train.batch_size' must be an integer" in err
+    assert "unknown config key 'modle'" in err and "Traceback" not in err
+    assert main(["train", str(toy_yaml(tmp_path)), "--out", str(tmp_path / "r"), "--set", "train.steps=0",
+                 "--set", "train.amp=fp8", "--set", "model.width=-1"]) == 2
+    err = capsys.readouterr().err
+    assert "3 config problems" in err and "train.steps must be >= 1" in err and "train.amp must be" in err
+    assert "model.width must be > 0" in err and not (tmp_path / "r").exists()
