@@ -321,7 +321,8 @@ def test_every_config_problem_in_one_message(tmp_path, capsys) -> None:
                                    "train": {"stepz": 3, "batch_size": "four", "lr": 0.1}, "modle": {}}))
     assert main(["train", str(bad), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "3 config problems" in err and "did you mean 'steps'" in err and "train.batch_size' must be an integer" in err
+    assert "3 config problems" in err and "did you mean 'steps'" in err
+    assert "train.batch_size' must be an integer" in err
     assert "unknown config key 'modle'" in err and "Traceback" not in err
     assert main(["train", str(toy_yaml(tmp_path)), "--out", str(tmp_path / "r"), "--set", "train.steps=0",
                  "--set", "train.amp=fp8", "--set", "model.width=-1"]) == 2

@@ -1,11 +1,11 @@
-"""Numerical faults beyond one bad step: non-finite gradients, and rollback after repeated skips.
+"""Numerical faults beyond one bad step: rollback after repeated skipped updates.
 
 ``StepContext.update`` skips (``train.nonfinite=skip``) or stops (``stop``) on a non-finite loss or
-gradient (``weakseg.training.gradcheck``). One skipped update is noise; many in a row mean the weights or optimiser moments are already
-poisoned. ``FaultGuard`` counts consecutive steps with a skipped update; after ``train.max_skipped`` of
-them it reloads models, optimisers and method state from ``checkpoints/last.pt`` (the data stream moves
-on, so the same batches are not replayed) and logs it; after ``train.max_rollbacks`` rollbacks it gives
-up with ``NonFiniteLossError`` naming the loss term and the step.
+gradient (``weakseg.training.gradcheck``). One skipped update is noise; many in a row mean the weights
+or the data are bad. ``FaultGuard`` counts consecutive steps with a skipped update; after
+``train.max_skipped`` of them it reloads models, optimisers and method state from ``checkpoints/last.pt``
+(the data stream moves on, so the same batches are not replayed) and logs it; after
+``train.max_rollbacks`` rollbacks it gives up with ``NonFiniteLossError`` naming the loss term and step.
 """
 
 from __future__ import annotations
