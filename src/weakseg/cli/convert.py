@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ def run_brats(args: argparse.Namespace) -> int:
     if args.flip_x_hi:
         opts["flip_x_hi"] = True
     report = convert_brats(args.src, args.dst, options=BratsConvertOptions(**opts), overwrite=args.overwrite,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress and sys.stderr.isatty())   # bars on a terminal only
     print(json.dumps({k: report[k] for k in ("n_subjects", "splits", "labelled_fraction_actual", "seconds")}))
     print(f"wrote {args.dst} (conversion_report.json, index.json, splits.json)")
     return 0
