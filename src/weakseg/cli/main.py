@@ -19,7 +19,8 @@ from weakseg.errors import WeaksegError
 from weakseg.training.signals import TrainingInterrupted
 
 # Each module defines add_parser(subparsers) and run(args) -> int.
-COMMANDS = ("train", "evaluate", "show", "reproduce", "score", "demo", "check")
+COMMANDS = ("train", "evaluate", "show", "predict", "score", "convert", "export", "check",
+            "reproduce", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,9 +30,10 @@ class MnistConfig:
 
 @dataclass
 class BratsConfig:
-    """A dataset made by ``weakseg convert brats`` (``genseg.md`` §10)."""
+    """A dataset made by ``weakseg convert brats`` (``genseg.md`` §10). Augmentation is not implemented yet."""
 
     root: str | None = None            # the converted dataset folder
+    eval_include: str = "pa"           # valid/test rows scored: pa = P and A slices (A feed the fp rates)
 
 
 @dataclass
