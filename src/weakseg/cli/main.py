@@ -15,7 +15,7 @@ from weakseg import __version__
 from weakseg.errors import WeaksegError
 
 # Each module defines add_parser(subparsers) and run(args) -> int.
-COMMANDS = ("train", "evaluate", "show", "reproduce", "score", "demo")
+COMMANDS = ("train", "evaluate", "show", "reproduce", "score", "demo", "simulate-missing")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -188,12 +188,14 @@ def hidden_pairs(declared: Mapping[str, Mapping[str, str]], final: Mapping[str, 
     """(case, class) pairs whose annotation was hidden on purpose, so their voxels are ground truth.
 
     From an overlay: pairs that are ``mask`` as declared and missing after the overlay. From a
-    ``simulate-missing`` manifest: its ``simulation.removed`` pairs (declared ``unknown`` in the copy).
+    ``simulate-missing`` manifest: its ``simulation.removed`` pairs (declared ``unknown`` in the copy),
+    unless the copy was materialised (zeroed label files hold no truth).
     """
     out = {(c, k) for c, st in final.items() for k, s in st.items()
            if declared[c][k] == "mask" and s in ("unknown", "present")}
-    if manifest is not None:
-        removed = (manifest.get("simulation") or {}).get("removed") or {}
+    sim = (manifest or {}).get("simulation") or {}
+    if manifest is not None and not sim.get("materialised"):     # materialised copies lost the voxels
+        removed = sim.get("removed") or {}
         for cls, cases in removed.items():
             out.update((c, cls) for c in cases if c in final)
     return out
