@@ -89,7 +89,8 @@ class OrganSliceSet(TensorSampleSet):
     statuses scoring uses (``truth_status`` on the test split, the training statuses elsewhere).
 
     Shape:
-        images: (N, 1, H, W) in [0, 1]; status, truth_status, eval_status: (N, K) int8; masks, truth: (N, K, H, W) uint8;
+        images: (N, 1, H, W) in [0, 1]; status, truth_status, eval_status: (N, K) int8;
+        masks, truth: (N, K, H, W) uint8;
         volume, z: (N,) int64 (volume index, slice index); volumes: one dict per volume with
         ``case_id``, ``start``, ``depth``, ``spacing`` (dz, dy, dx) mm.
     """
@@ -113,7 +114,8 @@ class OrganSliceSet(TensorSampleSet):
         has_mask = (status == MASK).any(1)
         return OrganSliceSet(self.images, status, masks * (status == MASK)[:, :, None, None], has_mask,
                              class_names=self.class_names, case_ids=self.case_ids, truth=self.truth,
-                             truth_status=self.truth_status, eval_status=self.eval_status, volume=self.volume, z=self.z, volumes=self.volumes,
+                             truth_status=self.truth_status, eval_status=self.eval_status, volume=self.volume,
+                             z=self.z, volumes=self.volumes,
                              score_truth=self.score_truth)
 
     def materialised(self) -> OrganSliceSet:
@@ -335,7 +337,8 @@ def _slice_set(vols: list[OrganVolume], status: Mapping[str, Mapping[str, str]],
     visible = truth * (status_t == MASK)[:, :, None, None]                        # leak guard
     case_ids = [f"{m['case_id']}_z{z:03d}" for m in meta for z in range(m["depth"])]
     return OrganSliceSet(img, status_t, visible, (status_t == MASK).any(1), class_names=classes, case_ids=case_ids,
-                         truth=truth, truth_status=torch.cat(tr_rows), eval_status=torch.cat(ev_rows), volume=torch.cat(vol_idx), z=torch.cat(zs),
+                         truth=truth, truth_status=torch.cat(tr_rows), eval_status=torch.cat(ev_rows),
+                         volume=torch.cat(vol_idx), z=torch.cat(zs),
                          volumes=meta, score_truth=score_truth)
 
 
@@ -410,6 +413,7 @@ def evaluate_organs(segment: Any, data: OrganSliceSet, cfg: Any, device: torch.d
 
 
 __all__ = [
-    "MANIFEST_NAME", "OrganSliceSet", "OrganVolume", "OrgansData", "evaluate_organs", "fold_split", "hidden_pairs", "load_organs", "predict_label_maps", "read_organ_volume",
+    "MANIFEST_NAME", "OrganSliceSet", "OrganVolume", "OrgansData", "evaluate_organs", "fold_split", "hidden_pairs",
+    "load_organs", "predict_label_maps", "read_organ_volume",
     "score_slice_set",
 ]
