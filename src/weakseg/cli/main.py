@@ -19,7 +19,7 @@ from weakseg.errors import WeaksegError
 from weakseg.training.signals import TrainingInterrupted
 
 # Each module defines add_parser(subparsers) and run(args) -> int.
-COMMANDS = ("train", "evaluate", "show", "predict", "score", "convert", "export", "check",
+COMMANDS = ("train", "evaluate", "show", "predict", "score", "convert", "export", "check", "simulate-missing",
             "reproduce", "demo")
 
 

@@ -47,3 +47,19 @@ def build_brats(cfg: Config) -> DataBundle:
             "region": index["region"], **{s: index["splits"][s]["counts"] for s in splits}}
     return DataBundle(splits=splits, class_names=tuple(index["class_names"]), in_channels=len(index["channel_names"]),
                       evaluate=evaluate_image_set, value_range=(-1.0, 1.0), value_range_display=(-1.0, 1.0), info=info)
+
+
+@register_dataset("organs")
+def build_organs(cfg: Config) -> DataBundle:
+    """Partially annotated multi-organ CT (nnU-Net raw layout) as 2D axial slices (``smile.md`` §11)."""
+    from weakseg.data.organs import evaluate_organs, load_organs
+    from weakseg.errors import WeaksegError
+
+    o = cfg.data.organs
+    if not o.root:
+        raise WeaksegError("data.organs.root is not set; point it at an nnU-Net raw dataset folder "
+                           "(e.g. --set data.organs.root=data/Dataset901_Phantom)")
+    d = load_organs(o.root, classes=o.classes, status_overlay=o.status_overlay, fold=o.fold, n_folds=o.n_folds,
+                    n_valid=o.n_valid, seed=cfg.data.data_seed, hu_window=o.hu_window, full_labels=o.full_labels)
+    return DataBundle(splits=dict(d.splits), class_names=d.class_names, in_channels=1, evaluate=evaluate_organs,
+                      value_range=(0.0, 1.0), value_range_display=(0.0, 1.0), info=d.info)
