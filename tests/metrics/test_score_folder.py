@@ -115,3 +115,28 @@ def test_float_maps_with_non_integer_values(tmp_path: Path) -> None:
     nib.save(nib.Nifti1Image(_cube().astype(np.float32) * 0.5, AFFINE), str(pred / "c1.nii.gz"))
     with pytest.raises(WeaksegError, match="non-integer"):
         score_folders(pred, gt, labels={"tumour": 1})
+
+
+def test_every_geometry_problem_is_reported_at_once(tmp_path) -> None:
+    import nibabel as nib
+    import numpy as np
+    import pytest
+
+    from weakseg.errors import WeaksegError
+    from weakseg.metrics.score_folder import score_folders
+
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    gt.mkdir()
+    pred.mkdir()
+    ref = np.zeros((8, 8, 4), dtype=np.uint8)
+    for name in ("a.nii.gz", "b.nii.gz", "c.nii.gz"):
+        nib.save(nib.Nifti1Image(ref, np.eye(4)), str(gt / name))
+    nib.save(nib.Nifti1Image(ref, np.eye(4)), str(pred / "a.nii.gz"))
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 5), dtype=np.uint8), np.eye(4)), str(pred / "b.nii.gz"))
+    shifted = np.eye(4)
+    shifted[0, 3] = 5.0
+    nib.save(nib.Nifti1Image(ref, shifted), str(pred / "c.nii.gz"))
+    with pytest.raises(WeaksegError) as err:
+        score_folders(pred, gt, labels={"background": 0, "tumour": 1})
+    msg = str(err.value)
+    assert "2 problems" in msg and "b.nii.gz: shape" in msg and "c.nii.gz: affine" in msg

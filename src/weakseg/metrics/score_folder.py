@@ -61,6 +61,33 @@ def _case_id(name: str, file_ending: str) -> str:
     return name[: -len(file_ending)]
 
 
+def _precheck_headers(pred_dir: Path, gt_dir: Path, names: list[str]) -> None:
+    """Read every pair's header (no voxels) and report ALL geometry problems in one message, before scoring."""
+    import nibabel as nib
+
+    problems = []
+    for name in names:
+        heads = []
+        for path in (gt_dir / name, pred_dir / name):
+            try:
+                img = nib.load(str(path))
+                heads.append((tuple(img.shape), np.asarray(img.affine)))
+            except Exception as err:  # nibabel raises several types for damaged headers
+                problems.append(f"{path}: cannot read as NIfTI ({type(err).__name__}: {err}); re-export the file")
+        if len(heads) == 2:
+            (ref_shape, ref_aff), (pred_shape, pred_aff) = heads
+            if pred_shape != ref_shape:
+                problems.append(f"{pred_dir / name}: shape {pred_shape} differs from the reference's {ref_shape}; "
+                                "write predictions on the reference grid")
+            elif not np.allclose(pred_aff, ref_aff, atol=AFFINE_ATOL, rtol=0):
+                problems.append(f"{pred_dir / name}: affine differs from the reference's ({gt_dir / name}); "
+                                "write predictions with the input image's affine")
+    if len(problems) == 1:
+        raise WeaksegError(problems[0])
+    if problems:
+        raise WeaksegError(f"{len(problems)} problems found before scoring:\n  " + "\n  ".join(problems))
+
+
 def score_folders(
     pred_dir: str | os.PathLike[str],
     gt_dir: str | os.PathLike[str],
@@ -95,6 +122,7 @@ def score_folders(
         raise WeaksegError(f"{len(missing)} reference case(s) have no prediction in {pred_dir}: {shown}; "
                            "predict every case (files are matched by name)")
     unmatched = [n for n in preds if n not in set(refs)]
+    _precheck_headers(pred_dir, gt_dir, refs)
 
     # Cases stream one at a time (volumes are large); each pair is checked as it is read and a bad file
     # stops scoring with an error naming it. Nothing is written here, so no partial output can remain.
