@@ -11,6 +11,7 @@ from torch import Tensor
 
 from weakseg.config.schema import Config
 from weakseg.errors import WeaksegError
+from weakseg.training.distributed import World, all_true, average_gradients
 
 
 class NonFiniteLossError(WeaksegError):
@@ -37,7 +38,13 @@ def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
 
 @dataclass
 class StepContext:
-    """Per-run state shared by step functions (one instance per run)."""
+    """Per-run state shared by step functions (one instance per run).
+
+    Under ``torchrun`` (``world.world_size`` > 1) each rank holds its share of the global batch, and
+    ``update`` averages gradients across ranks. Every rank must therefore call ``update`` the same number of
+    times per step, in the same order: a step function must not skip an update because of its local batch
+    (pass a loss that does not require grad instead; ``update`` then steps nothing but still takes part).
+    """
 
     cfg: Config
     device: torch.device
@@ -45,6 +52,7 @@ class StepContext:
     dtype: torch.dtype | None = None
     step: int = 0
     skipped: int = 0                            # updates dropped by train.nonfinite=skip
+    world: World = field(default_factory=World)
     _pending: list[tuple[int, Tensor, dict[str, Tensor]]] = field(default_factory=list)
 
     @property
@@ -60,11 +68,14 @@ class StepContext:
     def update(self, total: Tensor, terms: dict[str, Tensor], optimizers: Sequence[torch.optim.Optimizer]) -> bool:
         """Zero grads, backward ``total``, step ``optimizers`` unless the loss is non-finite.
 
+        ``total`` is cast to float32 first (under bf16 autocast a loss may come out in bf16). Under DDP the
+        finite check holds on every rank or on none, and gradients are averaged across ranks before the step.
         Returns whether the update was applied (always True when the check is deferred on GPU).
         """
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
-        finite = torch.isfinite(total.detach())
+        total = total.float()
+        finite = all_true(torch.isfinite(total.detach()), self.world)   # a collective under DDP, no host sync
         if self.check_every_step:
             if not bool(finite):
                 self._fault(self.step, terms)          # raises under "stop"
@@ -72,14 +83,16 @@ class StepContext:
                 return False
         else:
             self._pending.append((self.step, finite, {k: v.detach() for k, v in terms.items()}))
-        total.backward()
+        if total.requires_grad:
+            total.backward()
+        average_gradients(optimizers, self.world)
         for opt in optimizers:
             opt.step()
         return True
 
     def _fault(self, step: int, terms: dict[str, Tensor]) -> None:
         bad = [name for name, value in terms.items() if not bool(torch.isfinite(value.detach()).all())]
-        names = ", ".join(bad) or "the total loss"
+        names = ", ".join(bad) or ("the total loss" if not self.world.enabled else "the loss on another rank")
         if self.cfg.train.nonfinite == "stop":
             raise NonFiniteLossError(
                 f"loss term {names} became non-finite at step {step}; the run stopped and the last good "
