@@ -109,6 +109,14 @@ def move_data_to_device(cfg: Config, data: DataBundle, device: torch.device) -> 
     return sorted(splits)
 
 
+def to_channels_last(model: torch.nn.Module) -> None:
+    """NHWC for 4D and NDHWC for 5D parameters and buffers, in place (``Module.to(memory_format=)`` would
+    apply one format to both ranks and fail on a 3D network's 4D tensors or the reverse)."""
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.dim() in (4, 5):
+            t.data = t.data.contiguous(memory_format=torch.channels_last if t.dim() == 4 else torch.channels_last_3d)
+
+
 def apply_speed_switches(cfg: Config, method: Method, device: torch.device) -> list[str]:
     """channels_last and torch.compile on every model of ``method``, in place; returns what was applied.
 
@@ -121,12 +129,12 @@ def apply_speed_switches(cfg: Config, method: Method, device: torch.device) -> l
     applied = []
     if cfg.train.channels_last:
         for model in method.models.values():
-            model.to(memory_format=torch.channels_last)   # 4D weights; 3D convs keep theirs (see _images_to)
+            to_channels_last(model)
         applied.append("channels_last")
     if cfg.train.compile:
-        import torch._dynamo
+        import torch._dynamo as dynamo
 
-        torch._dynamo.config.suppress_errors = True      # fall back to eager per graph instead of crashing
+        dynamo.config.suppress_errors = True             # fall back to eager per graph instead of crashing
         try:
             for model in method.models.values():
                 model.compile(mode=None if cfg.train.compile_mode == "default" else cfg.train.compile_mode,
