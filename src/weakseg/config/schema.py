@@ -53,7 +53,7 @@ class DataConfig:
     preset: str | None = None          # a file configs/presets/<preset>.yaml applied under this config
     data_seed: int = 0                 # labelled subset, validation and test sets
     class_index: int = 0               # class of interest for the P / A pools
-    on_device: str = "auto"            # in-memory sets on the GPU once: auto (if < 1/4 of GPU memory) | on | off
+    on_device: str = "auto"            # in-memory sets on the GPU once: auto (if < 1/4 of GPU memory) | always | never
     mnist: MnistConfig = field(default_factory=MnistConfig)
     brats: BratsConfig = field(default_factory=BratsConfig)
     organs: OrgansConfig = field(default_factory=OrgansConfig)

@@ -83,8 +83,8 @@ def check_speed_options(cfg: Config) -> None:
     if t.compile_mode not in ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"):
         raise WeaksegError(f"train.compile_mode must be default, reduce-overhead, max-autotune or "
                            f"max-autotune-no-cudagraphs, got {t.compile_mode!r}")
-    if cfg.data.on_device not in ("auto", "on", "off"):
-        raise WeaksegError(f"data.on_device must be auto, on or off, got {cfg.data.on_device!r}")
+    if cfg.data.on_device not in ("auto", "always", "never"):
+        raise WeaksegError(f"data.on_device must be auto, always or never, got {cfg.data.on_device!r}")
 
 
 def _nbytes(split: TensorSampleSet) -> int:
@@ -96,13 +96,13 @@ def move_data_to_device(cfg: Config, data: DataBundle, device: torch.device) -> 
 
     Sets read from disk (not ``TensorSampleSet``) stay where they are; their batches are pinned instead.
     """
-    if device.type != "cuda" or cfg.data.on_device == "off":
+    if device.type != "cuda" or cfg.data.on_device == "never":
         return []
     splits = {k: v for k, v in data.splits.items() if isinstance(v, TensorSampleSet) and v.device.type == "cpu"}
     total = sum(_nbytes(v) for v in splits.values())
     if cfg.data.on_device == "auto" and total > ON_DEVICE_SHARE * torch.cuda.get_device_properties(device).total_memory:
         _log.info(f"data.on_device=auto: the in-memory splits take {total / 2**30:.1f} GiB, more than "
-                  f"{ON_DEVICE_SHARE:.0%} of the GPU; they stay on the CPU (set data.on_device=on to force)")
+                  f"{ON_DEVICE_SHARE:.0%} of the GPU; they stay on the CPU (set data.on_device=always to force)")
         return []
     for name, split in splits.items():
         data.splits[name] = split.to(device)
