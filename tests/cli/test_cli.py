@@ -69,3 +69,18 @@ def test_evaluate_without_checkpoint(tmp_path, capsys) -> None:
 def test_python_dash_m_help() -> None:
     out = subprocess.run([sys.executable, "-m", "weakseg", "train", "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "--resume" in out.stdout and "--set" in out.stdout
+
+
+def test_demo_runs_end_to_end_on_tiny_settings(tmp_path, capsys) -> None:
+    sets = []
+    for key in ("data.mnist.n_train=160", "data.mnist.n_valid=24", "data.mnist.n_test=24",
+                "data.mnist.labeled_fraction=0.05", "model.width=0.0625", "train.batch_size=4"):
+        sets += ["--set", key]
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", "2", *sets]) == 0
+    out = capsys.readouterr().out
+    for method in ("seg_only", "ae", "genseg"):
+        assert method in out and (tmp_path / "demo" / method / "eval_test.json").is_file()
+        assert (tmp_path / "demo" / method / "pictures" / "test_P.png").is_file()
+    # a second call reuses the finished runs instead of training again
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--steps", "2", *sets]) == 0
+    assert "training" not in capsys.readouterr().out

@@ -18,6 +18,17 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
+def flatten_scalars(values: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numbers of a (nested) metrics dict, nested keys joined by '/' (``dice_per_image/mean``)."""
+    out: dict[str, float] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out |= flatten_scalars(value, f"{prefix}{key}/")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 class RunLogger:
     """Appends one JSON object per logged step or evaluation; mirrors scalars to TensorBoard."""
 
@@ -40,6 +51,7 @@ class RunLogger:
         _log.info(message)
 
     def scalars(self, step: int, split: str, values: dict[str, float]) -> None:
+        values = flatten_scalars(values)
         record = {"step": step, "split": split, "time": round(time.time(), 3),
                   **{k: _finite_or_none(v) for k, v in values.items()}}
         self.jsonl.write(json.dumps(record) + "\n")

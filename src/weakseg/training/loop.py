@@ -27,6 +27,7 @@ from weakseg.config.io import diff_configs, dump_yaml, to_dict
 from weakseg.config.schema import Config
 from weakseg.data.batch import Batch
 from weakseg.data.datasets import TensorSampleSet
+from weakseg.data.mixing import MixedStream
 from weakseg.data.registry import DataBundle, build_data
 from weakseg.data.samplers import BatchStream, pool_indices
 from weakseg.errors import WeaksegError
@@ -35,7 +36,7 @@ from weakseg.training.checkpoint import load_checkpoint, save_checkpoint
 from weakseg.training import distributed
 from weakseg.training.context import StepContext, amp_dtype, resolve_device
 from weakseg.training.distributed import World
-from weakseg.training.logging import RunLogger
+from weakseg.training.logging import RunLogger, flatten_scalars
 from weakseg.training.seed import capture_rng, restore_rng, seed_everything
 
 _log = logging.getLogger("weakseg")
@@ -73,8 +74,20 @@ def build_streams(cfg: Config, data: DataBundle, method: Method, world: World | 
     streams = {}
     for i, (name, pool) in enumerate(sorted(method.streams.items())):
         idx = pool_indices(train, pool, class_index=cfg.data.class_index)
-        streams[name] = BatchStream(train, idx, cfg.train.batch_size, seed=cfg.train.seed * 1009 + i, name=name,
-                                    rank=world.rank, world_size=world.world_size, device=device)
+        seed = cfg.train.seed * 1009 + i
+        shard = {"rank": world.rank, "world_size": world.world_size, "device": device}
+        m = cfg.train.min_labeled_per_batch
+        if m > 0 and pool in ("p", "all") and m < cfg.train.batch_size:   # oversample labelled images
+            if m % world.world_size:
+                raise WeaksegError(f"train.min_labeled_per_batch={m} must divide by the {world.world_size} processes "
+                                   "(each takes its share of the labelled images too); use a multiple of "
+                                   f"{world.world_size}")
+            lab = pool_indices(train, "labelled", class_index=cfg.data.class_index)
+            streams[name] = MixedStream(BatchStream(train, lab, m, seed=seed + 500, name="labelled", **shard),
+                                        BatchStream(train, idx, cfg.train.batch_size - m, seed=seed, name=name,
+                                                    **shard))
+        else:
+            streams[name] = BatchStream(train, idx, cfg.train.batch_size, seed=seed, name=name, **shard)
     return streams
 
 
@@ -329,11 +342,14 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
         method.set_training(False)
         with torch.no_grad():
             valid = data.evaluate(method.segment, data.split("valid"), cfg, device)
-        logger.scalars(done, "valid", {k: v for k, v in valid.items() if isinstance(v, int | float)})
-        value = valid.get(cfg.train.select_metric)
-        if cfg.train.select_metric not in valid:
+        logger.scalars(done, "valid", valid)
+        flat = flatten_scalars(valid)
+        metric = cfg.train.select_metric
+        metric = f"{metric}/mean" if metric not in flat and f"{metric}/mean" in flat else metric
+        if metric not in flat:
             raise WeaksegError(f"train.select_metric={cfg.train.select_metric!r} is not a validation metric; "
-                               f"choose one of {', '.join(k for k, v in valid.items() if isinstance(v, float))}")
+                               f"choose one of {', '.join(flat)}")
+        value = flat[metric]
         if _better(value, best_, cfg.train.select_mode):
             best_ = {"metric": cfg.train.select_metric, "value": value, "step": done}
             save(paths.best, done, best_)

@@ -1,0 +1,414 @@
+"""The nnU-Net v2 raw layout (``ecosystem.md`` §4): read, validate, index, write, and export BraTS to it.
+
+::
+
+    DatasetXXX_Name/
+      dataset.json              # channel_names, labels (name -> int), numTraining, file_ending [, weakseg]
+      imagesTr/{case}_{XXXX}.nii.gz
+      labelsTr/{case}.nii.gz
+      imagesTs/{case}_{XXXX}.nii.gz
+
+The optional top-level ``weakseg`` block (label status per case and class, ``smile.md`` §15.4) is kept
+as the raw dict here; resolving it into statuses is ``weakseg.data.status``'s job (see ``NnunetCase.status``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import weakseg
+from weakseg.data.formats.nifti import geometry_problem, load_volume, read_header, save_volume
+from weakseg.errors import WeaksegError
+
+REQUIRED_KEYS: tuple[str, ...] = ("channel_names", "labels", "numTraining", "file_ending")
+SPLIT_FOLDERS: dict[str, tuple[str, str | None]] = {"train": ("imagesTr", "labelsTr"), "test": ("imagesTs", None)}
+_CHANNEL_RE = re.compile(r"^(?P<case>.+)_(?P<ch>\d{4})$")
+
+
+@dataclass
+class NnunetDataset:
+    """A parsed ``dataset.json``; ``weakseg`` is the raw optional extension block (None when absent)."""
+
+    root: Path
+    channel_names: dict[str, str]
+    labels: dict[str, Any]
+    num_training: int
+    file_ending: str
+    weakseg: dict[str, Any] | None
+    raw: dict[str, Any]
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channel_names)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Foreground classes in label-value order (``background`` and ``ignore`` left out)."""
+        items = [(v, k) for k, v in self.labels.items() if k not in ("background", "ignore") and isinstance(v, int)]
+        return tuple(k for _, k in sorted(items))
+
+    def label_values(self) -> set[int]:
+        """Every integer a label map may hold (``ignore`` included)."""
+        out: set[int] = set()
+        for v in self.labels.values():
+            out.update(v if isinstance(v, (list, tuple)) else [v])
+        return {int(v) for v in out}
+
+
+@dataclass
+class NnunetCase:
+    """One case: its channel files in channel order and its label file (None in ``imagesTs``)."""
+
+    case_id: str
+    split: str
+    images: tuple[Path, ...]
+    label: Path | None
+    # Hook: per-class label status, attached by weakseg.data.status.resolve_statuses(dataset.weakseg,
+    # case_ids, class_names) (written elsewhere); None until then. Never inferred from the label map.
+    status: dict[str, str] | None = None
+
+
+def read_dataset_json(root: str | os.PathLike) -> NnunetDataset:
+    """Parse and check ``root/dataset.json`` (the four keys nnU-Net requires, with sane values)."""
+    root = Path(root)
+    path = root / "dataset.json"
+    if not path.is_file():
+        raise WeaksegError(f"{path}: not found; an nnU-Net raw dataset folder needs a dataset.json "
+                           f"(keys {', '.join(REQUIRED_KEYS)})")
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise WeaksegError(f"{path}: not valid JSON ({exc}); fix the file") from None
+    if not isinstance(raw, dict):
+        raise WeaksegError(f"{path}: top level must be a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in raw]
+    if missing:
+        raise WeaksegError(f"{path}: missing required key(s) {', '.join(repr(k) for k in missing)}; "
+                           f"nnU-Net v2 needs {', '.join(REQUIRED_KEYS)} (MSD 'modality' -> 'channel_names')")
+    ch, labels = raw["channel_names"], raw["labels"]
+    if not isinstance(ch, dict) or not ch or sorted(ch, key=int) != [str(i) for i in range(len(ch))]:
+        raise WeaksegError(f"{path}: 'channel_names' must map '0', '1', ... to names, got {ch!r}")
+    if not isinstance(labels, dict) or labels.get("background") != 0:
+        raise WeaksegError(f"{path}: 'labels' must map names to integers with \"background\": 0 "
+                           f"(nnU-Net v2 order: name -> int), got {labels!r}")
+    for k, v in labels.items():
+        vals = v if isinstance(v, (list, tuple)) else [v]
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in vals):
+            raise WeaksegError(f"{path}: label {k!r} has value {v!r}; labels map names to integers")
+    if not isinstance(raw["numTraining"], int) or raw["numTraining"] < 0:
+        raise WeaksegError(f"{path}: 'numTraining' must be a non-negative integer, got {raw['numTraining']!r}")
+    if not isinstance(raw["file_ending"], str) or not raw["file_ending"].startswith("."):
+        raise WeaksegError(f"{path}: 'file_ending' must look like \".nii.gz\", got {raw['file_ending']!r}")
+    block = raw.get("weakseg")
+    if block is not None and not isinstance(block, dict):
+        raise WeaksegError(f"{path}: 'weakseg' must be an object (smile.md §15.4), got {type(block).__name__}")
+    return NnunetDataset(root=root, channel_names={str(k): str(v) for k, v in ch.items()}, labels=dict(labels),
+                         num_training=raw["numTraining"], file_ending=raw["file_ending"], weakseg=block, raw=raw)
+
+
+def list_cases(root: str | os.PathLike, split: str = "train", *,
+               dataset: NnunetDataset | None = None) -> list[NnunetCase]:
+    """Cases of ``imagesTr`` (``split="train"``, with labels) or ``imagesTs`` (``"test"``), sorted by id.
+
+    Every problem (missing channel, unexpected channel index, missing or orphan label, numTraining
+    mismatch) is collected into one WeaksegError. A missing ``imagesTs`` gives an empty list.
+    """
+    if split not in SPLIT_FOLDERS:
+        raise WeaksegError(f"split {split!r}: use 'train' (imagesTr) or 'test' (imagesTs)")
+    root = Path(root)
+    ds = dataset or read_dataset_json(root)
+    img_dir, lab_dir = (root / f if f else None for f in SPLIT_FOLDERS[split])
+    if not img_dir.is_dir():
+        if split == "test":
+            return []
+        raise WeaksegError(f"{img_dir}: folder not found; an nnU-Net raw dataset keeps training images there")
+    ending = ds.file_ending
+    found: dict[str, dict[int, Path]] = {}
+    problems: list[str] = []
+    for f in sorted(img_dir.iterdir()):
+        if f.name.startswith(".") or not f.name.endswith(ending):     # hidden files, macOS '._*' copies
+            continue
+        m = _CHANNEL_RE.match(f.name[: -len(ending)])
+        if not m:
+            problems.append(f"{f}: name lacks the _XXXX channel suffix (e.g. case_0000{ending})")
+            continue
+        found.setdefault(m["case"], {})[int(m["ch"])] = f
+    n_ch = ds.n_channels
+    cases = []
+    for cid, chans in sorted(found.items()):
+        missing = [i for i in range(n_ch) if i not in chans]
+        extra = sorted(i for i in chans if i >= n_ch)
+        if missing:
+            problems.append(f"case {cid}: missing channel file(s) "
+                            + ", ".join(f"{cid}_{i:04d}{ending}" for i in missing))
+        if extra:
+            problems.append(f"case {cid}: channel(s) {extra} beyond the {n_ch} in channel_names")
+        label = None
+        if lab_dir is not None:
+            label = lab_dir / f"{cid}{ending}"
+            if not label.is_file():
+                problems.append(f"case {cid}: label {label} not found (nnU-Net needs one per training case)")
+        cases.append(NnunetCase(cid, split, tuple(chans[i] for i in range(n_ch) if i in chans), label))
+    if lab_dir is not None and lab_dir.is_dir():
+        for f in sorted(lab_dir.iterdir()):
+            if f.name.endswith(ending) and not f.name.startswith(".") and f.name[: -len(ending)] not in found:
+                problems.append(f"{f}: label without images in {img_dir.name}")
+    if split == "train" and len(cases) != ds.num_training:
+        problems.append(f"dataset.json numTraining is {ds.num_training} but {img_dir.name} holds {len(cases)} "
+                        f"case(s); fix numTraining")
+    if problems:
+        raise WeaksegError(f"{root}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
+    return cases
+
+
+def check_case(case: NnunetCase, dataset: NnunetDataset, *, read_voxels: bool = True) -> list[str]:
+    """Problems of one case: channel/label geometry; with ``read_voxels``, NaN/Inf and undeclared labels."""
+    problems = []
+    try:
+        geoms = [(p, *read_header(p)) for p in case.images]
+        if case.label is not None:
+            geoms.append((case.label, *read_header(case.label)))
+    except WeaksegError as exc:
+        return [str(exc)]
+    ref_path, ref_shape, ref_aff = geoms[0]
+    for p, shape, aff in geoms[1:]:
+        prob = geometry_problem(shape, aff, ref_shape, ref_aff, names=(p.name, ref_path.name))
+        if prob:
+            problems.append(f"case {case.case_id}: {prob}")
+    if problems or not read_voxels:
+        return problems
+    try:
+        for p in case.images:
+            load_volume(p, kind="image")
+        if case.label is not None:
+            values = set(np.unique(load_volume(case.label, kind="label").array).tolist())
+            extra = sorted(values - dataset.label_values())
+            if extra:
+                problems.append(f"case {case.case_id}: {case.label.name} holds label value(s) {extra} not "
+                                f"declared in dataset.json labels {dataset.labels}")
+    except WeaksegError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+def convert_nnunet(src: str | os.PathLike, dst: str | os.PathLike | None = None, *, read_voxels: bool = True,
+                   overwrite: bool = False) -> dict[str, Any]:
+    """``weakseg convert nnunet``: validate an existing raw dataset and (with ``dst``) write its index.
+
+    The dataset is used in place; ``dst/index.json`` lists cases (paths relative to ``src``), their
+    geometry, and the raw ``weakseg`` block. All problems -> one WeaksegError before anything is written.
+    """
+    src = Path(src)
+    ds = read_dataset_json(src)
+    problems: list[str] = []
+    cases: list[NnunetCase] = []
+    for split in SPLIT_FOLDERS:
+        try:
+            cases += list_cases(src, split, dataset=ds)
+        except WeaksegError as exc:
+            problems.append(str(exc))
+    for case in cases:
+        problems += check_case(case, ds, read_voxels=read_voxels)
+    if problems:
+        raise WeaksegError(f"convert nnunet {src}: {len(problems)} problem(s), nothing written:\n  "
+                           + "\n  ".join(problems))
+    records = []
+    for case in cases:
+        shape, affine = read_header(case.images[0])
+        records.append({
+            "case_id": case.case_id, "split": case.split,
+            "images": [str(p.relative_to(src)) for p in case.images],
+            "label": str(case.label.relative_to(src)) if case.label else None,
+            "shape": list(shape), "affine": affine.tolist(),
+            "status": None,   # hook: filled from resolve_statuses(weakseg block) by weakseg.data.status
+        })
+    report = {
+        "weakseg_version": weakseg.__version__, "format": "weakseg-nnunet-index", "source": str(src.resolve()),
+        "channel_names": ds.channel_names, "labels": ds.labels, "class_names": list(ds.class_names),
+        "n_train": sum(c.split == "train" for c in cases), "n_test": sum(c.split == "test" for c in cases),
+        "weakseg": ds.weakseg, "voxels_checked": read_voxels,
+    }
+    if dst is not None:
+        dst = Path(dst)
+        _atomic_dir(dst, overwrite, lambda tmp: _write_json(tmp / "index.json", {**report, "cases": records}))
+    return report
+
+
+# ----------------------------------------------------------------------------------------------- writing
+def write_dataset_json(root: str | os.PathLike, *, channel_names: Sequence[str] | Mapping[str, str],
+                       labels: Mapping[str, int], num_training: int, file_ending: str = ".nii.gz",
+                       weakseg_block: Mapping[str, Any] | None = None,
+                       training: Sequence[Mapping[str, Any]] | None = None, **extra: Any) -> Path:
+    """Write ``dataset.json``; ``training`` adds the MSD-style list MONAI's ``load_decathlon_datalist`` reads."""
+    if not isinstance(channel_names, Mapping):
+        channel_names = {str(i): n for i, n in enumerate(channel_names)}
+    data: dict[str, Any] = {"channel_names": dict(channel_names), "labels": dict(labels),
+                            "numTraining": int(num_training), "file_ending": file_ending, **extra}
+    if training is not None:
+        data["training"] = list(training)
+    if weakseg_block is not None:
+        data["weakseg"] = dict(weakseg_block)
+    path = Path(root) / "dataset.json"
+    _write_json(path, data)
+    return path
+
+
+def write_case(root: str | os.PathLike, case_id: str, channels: Sequence[np.ndarray], label: np.ndarray | None,
+               *, affine: np.ndarray, header: Any = None, split: str = "train", file_ending: str = ".nii.gz",
+               image_dtype: Any = np.float32, label_dtype: Any = np.uint8) -> tuple[list[Path], Path | None]:
+    """Write one case's channel files (``{case}_{XXXX}``) and its label, all on the grid of ``affine``.
+
+    Shape:
+        channels: C arrays (I, J, K); label: (I, J, K) integers or None.
+    """
+    img_folder, lab_folder = SPLIT_FOLDERS[split] if split in SPLIT_FOLDERS else (None, None)
+    if img_folder is None:
+        raise WeaksegError(f"split {split!r}: use 'train' or 'test'")
+    root = Path(root)
+    paths = [save_volume(ch, (affine, header), root / img_folder / f"{case_id}_{i:04d}{file_ending}",
+                         dtype=image_dtype) for i, ch in enumerate(channels)]
+    lab_path = None
+    if label is not None:
+        folder = lab_folder or "labelsTs"     # labelsTs: not read by nnU-Net, kept for scoring
+        lab_path = save_volume(label, (affine, header), root / folder / f"{case_id}{file_ending}", dtype=label_dtype)
+    return paths, lab_path
+
+
+def write_nnunet_dataset(
+    root: str | os.PathLike,
+    cases: Iterable[Mapping[str, Any]],
+    *,
+    channel_names: Sequence[str],
+    labels: Mapping[str, int],
+    weakseg_block: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    msd_training_list: bool = True,
+) -> Path:
+    """Write a complete raw dataset atomically (``root.tmp-<pid>`` renamed at the end).
+
+    Each case is a mapping with ``case_id``, ``channels`` (list of (I, J, K) arrays), ``label`` ((I, J, K)
+    or None), ``affine`` and optional ``header`` and ``split`` ('train' default, or 'test').
+    """
+    _atomic_dir(Path(root), overwrite, lambda tmp: _build_dataset(
+        tmp, cases, channel_names=channel_names, labels=labels, weakseg_block=weakseg_block,
+        msd_training_list=msd_training_list))
+    return Path(root)
+
+
+def _build_dataset(tmp: Path, cases: Iterable[Mapping[str, Any]], *, channel_names: Sequence[str],
+                   labels: Mapping[str, int], weakseg_block: Mapping[str, Any] | None,
+                   msd_training_list: bool) -> None:
+    # dataset.json is written after the cases, so a block filled while iterating ``cases`` is complete.
+    n_train, training = 0, []
+    for case in cases:
+        split = case.get("split", "train")
+        imgs, lab = write_case(tmp, case["case_id"], case["channels"], case.get("label"), affine=case["affine"],
+                               header=case.get("header"), split=split)
+        if split == "train":
+            n_train += 1
+            training.append({"image": [str(p.relative_to(tmp)) for p in imgs],
+                             "label": str(lab.relative_to(tmp)) if lab else None})
+    for sub in ("imagesTr", "labelsTr"):
+        (tmp / sub).mkdir(exist_ok=True)
+    write_dataset_json(tmp, channel_names=channel_names, labels=labels, num_training=n_train,
+                       weakseg_block=weakseg_block, training=training if msd_training_list else None)
+
+
+def export_nnunet(converted: str | os.PathLike, dst: str | os.PathLike, *, include: str = "pa",
+                  overwrite: bool = False) -> dict[str, Any]:
+    """Export a converted BraTS hemisphere dataset to the nnU-Net raw layout, one 2D case per slice.
+
+    Train and valid slices go to ``imagesTr``/``labelsTr`` (``splits_final.json`` keeps them apart), test
+    slices to ``imagesTs`` (labels in ``labelsTs``). Each slice is a NIfTI of shape (W, H, 1) in canonical
+    RAS order whose affine places it where it lay in its patient's scan. Statuses go into the ``weakseg``
+    block: A -> ``absent`` (label zeros), unlabelled P -> ``present`` (label filled with ``ignore``),
+    labelled slices -> ``mask`` (the default).
+    """
+    from weakseg.data.brats_dataset import BratsSliceSet, layout_of, read_index   # noqa: PLC0415 (cycle)
+    from weakseg.data.status import ABSENT, PRESENT   # noqa: PLC0415
+
+    converted, dst = Path(converted), Path(dst)
+    index = read_index(converted)
+    sets = {s: BratsSliceSet(converted, s, include=include) for s in ("train", "valid", "test")}
+    need_ignore = bool((sets["train"].status[:, 0] == PRESENT).any())
+    labels = {"background": 0, "tumour": 1, **({"ignore": 2} if need_ignore else {})}
+    status_cases: dict[str, Any] = {}
+    block = {"format": 1, "default_status": "mask", "cases": status_cases}   # filled while writing cases
+    split_ids: dict[str, list[str]] = {s: [] for s in sets}
+
+    def cases() -> Iterable[dict[str, Any]]:
+        for split, ds in sets.items():
+            for i in range(len(ds)):
+                pid, cid, code = ds.patients[ds.patient[i]], ds.case_id(i), int(ds.status[i, 0])
+                rows = np.array([i])
+                img = ds.images_at(rows)[0]                               # (C, H, W)
+                lab = ds.ground_truth_at(rows)[0, 0]                      # (H, W)
+                if code == PRESENT:
+                    lab = np.full_like(lab, labels["ignore"])
+                    status_cases[cid] = {"status": {"tumour": "present"}}
+                elif code == ABSENT:
+                    lab = np.zeros_like(lab)
+                    status_cases[cid] = {"status": {"tumour": "absent"}}
+                split_ids[split].append(cid)
+                affine = _slice_affine(index, pid, int(ds.z[i]), int(ds.side[i]), layout_of(index, pid))
+                yield {"case_id": cid, "split": "test" if split == "test" else "train", "affine": affine,
+                       "channels": [c.T[:, :, None] for c in img],            # (W, H, 1) each
+                       "label": lab.T[:, :, None]}                            # (W, H, 1)
+
+    def build(tmp: Path) -> None:
+        _build_dataset(tmp, cases(), channel_names=index["channel_names"], labels=labels, weakseg_block=block,
+                       msd_training_list=True)
+        _write_json(tmp / "splits_final.json", [{"train": split_ids["train"], "val": split_ids["valid"]}])
+
+    _atomic_dir(dst, overwrite, build)
+    return {"destination": str(dst.resolve()), "labels": labels,
+            "cases": {s: len(v) for s, v in split_ids.items()},
+            "status_counts": {w: sum(1 for c in status_cases.values() if c["status"]["tumour"] == w)
+                              for w in ("present", "absent")}}
+
+
+def _slice_affine(index: Mapping[str, Any], pid: str, z: int, side: int, layout: Any) -> np.ndarray:
+    """Affine of one exported slice: NIfTI voxel (i, j, 0) is canonical voxel (x0 + i, j, z) of its patient."""
+    canon = np.asarray(index["patients"][pid]["canonical_affine"])
+    x0 = layout.midline - layout.width if side == 0 else layout.midline
+    t = np.eye(4)
+    t[:3, 3] = (x0, 0, z)
+    if side == 1 and layout.flip_x_hi:
+        t[0, 0], t[0, 3] = -1.0, x0 + layout.width - 1
+    return canon @ t
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def _atomic_dir(dst: Path, overwrite: bool, build) -> None:
+    """Run ``build(tmp)`` into ``dst.tmp-<pid>``, then rename to ``dst``; nothing half-written remains."""
+    if dst.exists() and not overwrite:
+        raise WeaksegError(f"{dst}: already exists; choose another destination or pass overwrite")
+    tmp = dst.parent / f"{dst.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        tmp.mkdir(parents=True)
+        build(tmp)
+        if dst.exists():
+            old = dst.parent / f"{dst.name}.old-{os.getpid()}"
+            os.replace(dst, old)
+            os.replace(tmp, dst)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

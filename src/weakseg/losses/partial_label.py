@@ -1,0 +1,285 @@
+"""Losses for training with missing annotations: SMILE and its baselines (Petit et al., DLMIA 2018).
+
+SMILE (smile.md §5) puts one sigmoid per organ and weights every (class, pixel) binary cross-entropy by
+``W`` from ``weakseg.data.status.status_targets``: pixels whose label is unknown for a class get weight 0
+and contribute exactly nothing, neither to the loss nor to its gradient. The baselines (§7) are softmax
+models trained with cross-entropy on integer maps built here as pure functions. ``decode_label_map``
+turns K sigmoid probabilities into a label map (§6).
+
+All functions compute in float32 outside autocast, so they are safe under bf16/fp16 training.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from weakseg.data.status import ABSENT, MASK, MISSING_CODES
+from weakseg.errors import WeaksegError
+
+Normalisation = Literal["known_mean", "all_mean", "class_mean", "sum"]
+NORMALISATIONS: tuple[str, ...] = ("known_mean", "all_mean", "class_mean", "sum")
+DecodeMode = Literal["argmax_threshold", "per_class", "softmax"]
+
+
+def _no_autocast(device: torch.device) -> torch.autocast:
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+def _check_same_shape(name: str, logits: Tensor, target: Tensor, weight: Tensor) -> None:
+    if not logits.shape == target.shape == weight.shape:
+        raise ValueError(f"{name}: logits, target and weight must have one shape (B, K, *S), got "
+                         f"{tuple(logits.shape)}, {tuple(target.shape)}, {tuple(weight.shape)}")
+    if logits.ndim < 3:
+        raise ValueError(f"{name}: expected (B, K, *S) tensors, got {tuple(logits.shape)}")
+
+
+def weighted_bce(
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor,
+    *,
+    normalisation: Normalisation = "known_mean",
+    pos_weight: Tensor | Sequence[float] | None = None,
+) -> Tensor:
+    """Per-class, per-pixel binary cross-entropy weighted by ``weight`` (smile.md §5.1-5.2).
+
+    L = (1/Z) Σ_b Σ_k Σ_x w·BCE(z, y). Normalisations Z:
+    ``known_mean`` Σ W clamped to >= 1 (default: mean over known labels; no known label gives 0);
+    ``all_mean`` the element count B·K·N (PyTorch ``reduction="mean"`` with ``weight=``);
+    ``class_mean`` per class the mean over its known pixels, then the mean over classes with Σ W_k > 0;
+    ``sum`` Z = 1.
+
+    Pixels with W = 0 do not influence the loss or any gradient, even when their logits or targets are
+    inf or NaN: they are replaced before the BCE (``torch.where``), so their gradient is exactly 0.
+
+    Args:
+        pos_weight: per-class factor on the positive term, (K,) (PyTorch's ``pos_weight``).
+
+    Shape:
+        logits, target, weight: (B, K, *S); weight >= 0 (binary or soft). Returns a scalar float32.
+    """
+    _check_same_shape("weighted_bce", logits, target, weight)
+    if normalisation not in NORMALISATIONS:
+        raise ValueError(f"weighted_bce: normalisation must be one of {', '.join(NORMALISATIONS)}, "
+                         f"got {normalisation!r}")
+    k = logits.shape[1]
+    with _no_autocast(logits.device):
+        z = logits.float()
+        w = weight.to(device=z.device, dtype=torch.float32)
+        known = w > 0
+        z = torch.where(known, z, torch.zeros((), device=z.device))          # W = 0: no value, no gradient
+        y = torch.where(known, target.to(z.device, torch.float32), torch.zeros((), device=z.device))
+        pw = None
+        if pos_weight is not None:
+            pw = torch.as_tensor(pos_weight, dtype=torch.float32, device=z.device)
+            if pw.shape != (k,):
+                raise ValueError(f"weighted_bce: pos_weight must have shape ({k},), got {tuple(pw.shape)}")
+            pw = pw.view(k, *[1] * (z.ndim - 2))                             # (K, 1...) broadcasts over (B, K, *S)
+        loss = F.binary_cross_entropy_with_logits(z, y, weight=w, pos_weight=pw, reduction="none")
+        if normalisation == "sum":
+            return loss.sum()
+        if normalisation == "all_mean":
+            return loss.sum() / loss.numel()
+        if normalisation == "known_mean":
+            return loss.sum() / w.sum().clamp_min(1.0)
+        per_class = loss.transpose(0, 1).reshape(k, -1).sum(1)               # (K,)
+        w_class = w.transpose(0, 1).reshape(k, -1).sum(1)                    # (K,)
+        used = w_class > 0
+        means = per_class / w_class.clamp_min(torch.finfo(torch.float32).tiny)
+        n_used = used.sum().clamp_min(1)
+        return torch.where(used, means, torch.zeros((), device=z.device)).sum() / n_used
+
+
+def masked_dice_loss(
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor,
+    *,
+    smooth_nr: float = 1e-5,
+    smooth_dr: float = 1e-5,
+    batch: bool = True,
+) -> Tensor:
+    """Soft Dice loss with a separate mask per channel (smile.md §5.3).
+
+    D = (2 Σ w·p·y + s_nr) / (Σ w·p + Σ w·y + s_dr), p = sigmoid(logits), loss = mean over channels of
+    1 − D, channels with Σ W = 0 skipped (0 when every channel is skipped). With W = 1 everywhere it equals
+    MONAI ``DiceLoss(sigmoid=True, batch=batch)``; MONAI's masked Dice takes one mask for all channels.
+
+    Args:
+        batch: pool each class over the batch (a channel is a class), else one channel per (case, class).
+
+    Shape:
+        logits, target, weight: (B, K, *S). Returns a scalar float32.
+    """
+    _check_same_shape("masked_dice_loss", logits, target, weight)
+    with _no_autocast(logits.device):
+        w = weight.to(logits.device, torch.float32)
+        known = w > 0
+        p = torch.where(known, logits.float(), torch.zeros((), device=w.device)).sigmoid()
+        y = torch.where(known, target.to(w.device, torch.float32), torch.zeros((), device=w.device))
+        dims = [0, *range(2, p.ndim)] if batch else list(range(2, p.ndim))
+        inter = (w * p * y).sum(dims)                                         # (K,) or (B, K)
+        denom = (w * p).sum(dims) + (w * y).sum(dims)
+        dice = (2 * inter + smooth_nr) / (denom + smooth_dr)
+        used = w.sum(dims) > 0
+        return torch.where(used, 1 - dice, torch.zeros((), device=w.device)).sum() / used.sum().clamp_min(1)
+
+
+class WeightedBCELoss(nn.Module):
+    """Module form of ``weighted_bce``: holds the normalisation and per-class ``pos_weight``."""
+
+    def __init__(self, *, normalisation: Normalisation = "known_mean",
+                 pos_weight: Tensor | Sequence[float] | None = None) -> None:
+        super().__init__()
+        if normalisation not in NORMALISATIONS:
+            raise ValueError(f"normalisation must be one of {', '.join(NORMALISATIONS)}, got {normalisation!r}")
+        self.normalisation = normalisation
+        self.register_buffer("pos_weight", None if pos_weight is None else torch.as_tensor(pos_weight).float())
+
+    def forward(self, logits: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+        return weighted_bce(logits, target, weight, normalisation=self.normalisation, pos_weight=self.pos_weight)
+
+
+class MaskedDiceLoss(nn.Module):
+    """Module form of ``masked_dice_loss``."""
+
+    def __init__(self, *, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5, batch: bool = True) -> None:
+        super().__init__()
+        self.smooth_nr, self.smooth_dr, self.batch = smooth_nr, smooth_dr, batch
+
+    def forward(self, logits: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+        return masked_dice_loss(logits, target, weight, smooth_nr=self.smooth_nr, smooth_dr=self.smooth_dr,
+                                batch=self.batch)
+
+
+class SmileLoss(nn.Module):
+    """SMILE's loss: weighted BCE plus an optional masked soft Dice (``dice_weight`` > 0).
+
+    ``forward`` returns the weighted terms by name (``{"bce": ..., "dice": ...}``, ``dice`` only when
+    ``dice_weight`` > 0); the training step sums them.
+    """
+
+    def __init__(self, *, normalisation: Normalisation = "known_mean",
+                 pos_weight: Tensor | Sequence[float] | None = None, dice_weight: float = 0.0,
+                 dice_batch: bool = True) -> None:
+        super().__init__()
+        if not (dice_weight >= 0 and math.isfinite(dice_weight)):
+            raise ValueError(f"loss.dice_weight must be a finite number >= 0, got {dice_weight}")
+        self.bce = WeightedBCELoss(normalisation=normalisation, pos_weight=pos_weight)
+        self.dice = MaskedDiceLoss(batch=dice_batch)
+        self.dice_weight = float(dice_weight)
+
+    def forward(self, logits: Tensor, target: Tensor, weight: Tensor) -> dict[str, Tensor]:
+        terms = {"bce": self.bce(logits, target, weight)}
+        if self.dice_weight > 0:
+            terms["dice"] = self.dice_weight * self.dice(logits, target, weight)
+        return terms
+
+
+# --------------------------------------------------------------------------------------------------
+# Softmax baselines (smile.md §7): naive, oracle, spatial_ignore, drop_incomplete
+# --------------------------------------------------------------------------------------------------
+
+
+def ce_targets(mask: Tensor, status: Tensor | None = None) -> Tensor:
+    """Integer map for a (K+1)-way softmax: value k on voxels of class k, 0 elsewhere.
+
+    With ``status``, only ``mask`` classes are written: unannotated organs become background (the
+    ``naive`` baseline). Without it the mask is taken as full ground truth (``oracle``). Overlapping masks
+    take the highest class index.
+
+    Shape:
+        mask: (B, K, *S) binary; status: (B, K) codes or None. Returns (B, *S) int64.
+    """
+    keep = mask != 0
+    if status is not None:
+        if tuple(status.shape) != tuple(mask.shape[:2]):
+            raise ValueError(f"ce_targets: status {tuple(status.shape)} != mask {tuple(mask.shape[:2])}")
+        keep = keep & (status.to(mask.device) == MASK).view(*status.shape, *[1] * (mask.ndim - 2))
+    k = mask.shape[1]
+    ids = torch.arange(1, k + 1, device=mask.device).view(1, k, *[1] * (mask.ndim - 2))
+    return (keep.long() * ids).amax(1)                                        # (B, *S)
+
+
+def is_complete(status: Tensor) -> Tensor:
+    """Cases in which every class is annotated (``mask`` or ``absent``). Shape: (..., K) -> (...) bool."""
+    return ((status == MASK) | (status == ABSENT)).all(-1)
+
+
+def spatial_ignore_targets(mask: Tensor, status: Tensor, *, ignore_index: int = -100) -> Tensor:
+    """The ``spatial_ignore`` baseline's map: one ignore mask shared by all classes (smile.md §7, §14).
+
+    In a case with any missing class (``unknown``/``present``) every voxel not labelled by a ``mask`` class
+    gets ``ignore_index``, for all classes at once (nnU-Net's ignore label, MONAI's masked losses).
+    Complete cases keep their background.
+
+    Shape:
+        mask: (B, K, *S); status: (B, K). Returns (B, *S) int64.
+    """
+    label = ce_targets(mask, status)
+    incomplete = ~is_complete(status.to(mask.device))                         # (B,)
+    ignore = incomplete.view(-1, *[1] * (label.ndim - 1)) & (label == 0)
+    return torch.where(ignore, torch.full_like(label, ignore_index), label)
+
+
+def cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = -100) -> Tensor:
+    """Mean cross-entropy over non-ignored voxels, in float32; 0 (not NaN) when every voxel is ignored.
+
+    Shape:
+        logits: (B, K+1, *S); target: (B, *S) int64 (``ignore_index`` allowed). Returns a scalar.
+    """
+    with _no_autocast(logits.device):
+        loss = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum")
+        return loss / (target != ignore_index).sum().clamp_min(1)
+
+
+def drop_incomplete(statuses: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """The ``drop_incomplete`` baseline's training cases: those with every class ``mask`` or ``absent``.
+
+    Raises ``WeaksegError`` when no case remains (it cannot train), naming the count.
+    """
+    kept = [case for case, st in statuses.items() if all(s in ("mask", "absent") for s in st.values())]
+    if statuses and not kept:
+        raise WeaksegError(f"drop_incomplete: none of the {len(statuses)} training cases has every class "
+                           "annotated; this baseline cannot run at this missing rate")
+    return kept
+
+
+def missing_classes(status: Tensor) -> Tensor:
+    """(..., K) codes -> (..., K) bool: the class is missing (``unknown`` or ``present``)."""
+    return torch.isin(status, torch.tensor(MISSING_CODES, dtype=status.dtype, device=status.device))
+
+
+# --------------------------------------------------------------------------------------------------
+# Decoding (smile.md §6)
+# --------------------------------------------------------------------------------------------------
+
+
+def decode_label_map(probs: Tensor, *, threshold: float = 0.5, mode: DecodeMode = "argmax_threshold") -> Tensor:
+    """Turn per-class probabilities into a prediction.
+
+    ``argmax_threshold`` (K sigmoid channels): l(x) = 1 + argmax_k p_k(x) where max_k p_k(x) > threshold,
+    else 0; ties go to the lower class. ``per_class``: K binary masks p_k > threshold, overlaps allowed.
+    ``softmax`` (K+1 channels, channel 0 background): argmax over channels.
+
+    Shape:
+        probs: (B, K, *S) (K+1 channels for ``softmax``). Returns (B, *S) int64, or (B, K, *S) bool for
+        ``per_class``.
+    """
+    if probs.ndim < 3:
+        raise ValueError(f"decode_label_map: expected (B, K, *S), got {tuple(probs.shape)}")
+    if mode == "per_class":
+        return probs > threshold
+    if mode == "softmax":
+        return probs.argmax(1)
+    if mode != "argmax_threshold":
+        raise ValueError(f"decode.mode must be argmax_threshold, per_class or softmax, got {mode!r}")
+    idx = probs.argmax(1)                                                     # (B, *S); first max on ties
+    best = probs.gather(1, idx.unsqueeze(1)).squeeze(1)                       # (B, *S)
+    return torch.where(best > threshold, idx + 1, torch.zeros_like(idx))
