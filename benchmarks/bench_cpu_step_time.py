@@ -1,9 +1,11 @@
 """CPU step time of the quick presets through ``weakseg train``, this checkout vs another source tree.
 
 The issue's "no regression" figure: the same command (``weakseg train CONFIG --set ...``) runs with
-``PYTHONPATH`` pointing at each source tree, alternating A, B, A, B... so that load from other jobs on the
-shared cores hits both alike. The step time is read from ``metrics.jsonl`` time stamps between the first and
-the last training log (no evaluation or checkpoint inside that window); the median over repeats is kept.
+``PYTHONPATH`` pointing at each source tree, both trees at the same time with one thread each, so that load
+from other jobs on the shared cores hits both alike (run one after the other, the two trees differed by up
+to 8x in either direction from load alone). The step time is the median of the per-step intervals of the
+``metrics.jsonl`` time stamps (log every step; no evaluation or checkpoint inside the window), then the median
+over repeats.
 
     PYTHONPATH=src python benchmarks/bench_cpu_step_time.py --baseline /path/to/main/src
 """
@@ -25,21 +27,32 @@ from _common import RESULTS, ROOT, record  # noqa: E402
 QUICK = ["model.width=0.25", "train.batch_size=8"]            # the quick scale of weakseg.reproduce.mnist
 
 
-def step_time(src: Path, config: str, steps: int, log_every: int) -> float:
+def _command(config: str, steps: int, out: str) -> list[str]:
+    sets = [*QUICK, f"train.steps={steps}", "train.log_every=1", f"train.eval_every={10 * steps}",
+            f"train.checkpoint_every={10 * steps}", "train.device=cpu", "data.mnist.n_train=1000",
+            "data.mnist.n_valid=20", "data.mnist.n_test=20"]
+    cmd = [sys.executable, "-m", "weakseg", "train", config, "--out", out, "--no-progress"]
+    for s in sets:
+        cmd += ["--set", s]
+    return cmd
+
+
+def step_times(trees: dict[str, Path], config: str, steps: int) -> dict[str, float]:
+    """Median seconds per step of each tree, all trees running at once (one thread each)."""
     with tempfile.TemporaryDirectory() as tmp:
-        sets = [*QUICK, f"train.steps={steps}", f"train.log_every={log_every}", f"train.eval_every={10 * steps}",
-                f"train.checkpoint_every={10 * steps}", "train.device=cpu", "data.mnist.n_train=1000",
-                "data.mnist.n_valid=20", "data.mnist.n_test=20"]
-        cmd = [sys.executable, "-m", "weakseg", "train", config, "--out", f"{tmp}/run", "--no-progress"]
-        for s in sets:
-            cmd += ["--set", s]
-        env = {**os.environ, "PYTHONPATH": str(src)}
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-        if proc.returncode:
-            raise RuntimeError(f"{src}: {proc.stderr[-800:]}")
-        rows = [json.loads(x) for x in Path(f"{tmp}/run/metrics.jsonl").read_text().splitlines()]
-        train = [r for r in rows if r["split"] == "train"]
-        return (train[-1]["time"] - train[0]["time"]) / (train[-1]["step"] - train[0]["step"])
+        procs = {name: subprocess.Popen(_command(config, steps, f"{tmp}/{name}"), cwd=ROOT,
+                                        env={**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"},
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for name, src in trees.items()}
+        out = {}
+        for name, proc in procs.items():
+            err = proc.communicate()[1]
+            if proc.returncode:
+                raise RuntimeError(f"{trees[name]}: {err[-800:]}")
+            rows = [json.loads(x) for x in Path(f"{tmp}/{name}/metrics.jsonl").read_text().splitlines()]
+            t = [r["time"] for r in rows if r["split"] == "train"]
+            out[name] = statistics.median(b - a for a, b in zip(t[1:], t[2:]))   # skip the first (warm-up) step
+        return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline", type=Path, required=True, help="the other source tree (e.g. main's src/)")
     p.add_argument("--configs", nargs="*", default=["configs/mnist/mnist48_simple_seg_only.yaml",
                                                      "configs/mnist/mnist48_simple_genseg.yaml"])
-    p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--log-every", type=int, default=3)
+    p.add_argument("--steps", type=int, default=8)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=RESULTS / "bench_cpu_step_time.json")
     args = p.parse_args(argv)
@@ -57,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     for config in args.configs:
         times: dict[str, list[float]] = {k: [] for k in trees}
         for _ in range(args.repeats):
-            for name, src in trees.items():
-                times[name].append(step_time(src, config, args.steps, args.log_every))
+            for name, value in step_times(trees, config, args.steps).items():
+                times[name].append(value)
         med = {k: statistics.median(v) for k, v in times.items()}
         rows.append({"config": config, "scale": QUICK, "step_s_median": {k: round(v, 4) for k, v in med.items()},
                      "step_s_all": {k: [round(x, 4) for x in v] for k, v in times.items()},
@@ -66,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{config:<50} this {med['this']:.3f} s/step  baseline {med['baseline']:.3f} s/step  "
               f"ratio {med['this'] / med['baseline']:.3f}", flush=True)
     rec = record("CPU step time of the quick presets (weakseg train), this checkout vs a baseline source tree",
-                 trees={k: str(v) for k, v in trees.items()}, steps=args.steps, log_every=args.log_every,
+                 trees={k: str(v) for k, v in trees.items()}, steps=args.steps, threads_per_run=1,
                  repeats=args.repeats, results=rows,
-                 note="alternating runs on shared cores; a ratio near 1 within the spread of step_s_all is no regression")
+                 note="both trees run at once, one thread each, on shared cores; a ratio near 1 within the spread of "
+                      "step_s_all is no regression")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rec, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -78,8 +78,9 @@ def config_for(method: str, preset: str, width: float, batch: int, extra: list[s
     return load_config(ROOT / "configs" / "mnist" / f"{base}_{METHODS[method]}.yaml", sets)
 
 
-def run_one(spec: dict[str, Any]) -> dict[str, Any]:
-    """One configuration in this process; returns its figures."""
+def setup(method_name: str, preset: str, variant: str, width: float, batch: int, device_name: str,
+          extra: list[str] | None = None) -> dict[str, Any]:
+    """Data, method, streams and a ``step(i)`` function built as ``fit`` builds them (no run folder)."""
     from weakseg.data.registry import build_data
     from weakseg.methods.registry import build_method
     from weakseg.training.context import StepContext, amp_dtype, resolve_device
@@ -87,8 +88,8 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     from weakseg.training.seed import seed_everything
 
     _register_synthetic_brats()
-    cfg = config_for(spec["method"], spec["preset"], spec["width"], spec["batch"],
-                     VARIANTS[spec["variant"]] + [f"train.device={spec['device']}"])
+    cfg = config_for(method_name, preset, width, batch, VARIANTS[variant] + [f"train.device={device_name}",
+                                                                            *(extra or [])])
     device = resolve_device(cfg.train.device)
     seed_everything(cfg.train.seed)
     t = time.perf_counter()
@@ -100,8 +101,6 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     applied = apply_speed_switches(cfg, method, device)
     ctx = StepContext(cfg=cfg, device=device, dtype=amp_dtype(cfg, device),
                       generator=torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(7))
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
 
     def step(i: int) -> tuple[dict[str, torch.Tensor], int]:
         ctx.step = i
@@ -112,6 +111,17 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
         for fn in method.steps:
             logs |= fn(method, batches, ctx)
         return logs, sum(len(b) for b in batches.values())
+
+    return {"cfg": cfg, "device": device, "data": data, "method": method, "ctx": ctx, "step": step,
+            "applied": applied, "data_build_s": data_build_s}
+
+
+def run_one(spec: dict[str, Any]) -> dict[str, Any]:
+    """One configuration in this process; returns its figures."""
+    s = setup(spec["method"], spec["preset"], spec["variant"], spec["width"], spec["batch"], spec["device"])
+    device, ctx, step, applied, data_build_s = s["device"], s["ctx"], s["step"], s["applied"], s["data_build_s"]
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
 
     losses, warm_s = [], []
     for i in range(spec["warmup"]):                            # compilation happens here

@@ -50,6 +50,17 @@ def build_ddp_toy(cfg: Config, data: DataBundle, device: torch.device) -> Method
                   {"labelled": "labelled"}, net)
 
 
+def grads_job(world, dump: Path) -> None:
+    """Gradient averaging rules: a gradient on rank 0 only is averaged with zeros; none anywhere stays None."""
+    from weakseg.training.distributed import average_gradients
+
+    a, b, c = (nn.Parameter(torch.zeros(2)) for _ in range(3))
+    a.grad = torch.full((2,), 2.0 * (world.rank + 1))                    # 2 on rank 0, 4 on rank 1
+    b.grad = torch.full((2,), 6.0) if world.rank == 0 else None          # rank 0 only
+    average_gradients([torch.optim.SGD([a, b], lr=1.0), torch.optim.SGD([c], lr=1.0)], world)
+    torch.save({"a": a.grad, "b": b.grad, "c": c.grad}, dump / f"grads{world.rank}.pt")
+
+
 def main(jobs_json: str) -> None:
     global DUMP_DIR
     from weakseg.training import distributed
@@ -58,6 +69,10 @@ def main(jobs_json: str) -> None:
     world, _ = distributed.init_distributed(torch.device("cpu"))   # the env path fit() uses, kept for all jobs
     try:
         for job in json.loads(jobs_json):
+            if job.get("kind") == "grads":
+                Path(job["dump"]).mkdir(parents=True, exist_ok=True)
+                grads_job(world, Path(job["dump"]))
+                continue
             DUMP_DIR = Path(job["dump"]) if job.get("dump") else None
             if DUMP_DIR is not None:
                 DUMP_DIR.mkdir(parents=True, exist_ok=True)

@@ -72,12 +72,18 @@ def test_two_processes_match_one(tmp_path: Path) -> None:
     fit(ddp_toy.ddp_config(8), ref, progress=False)                   # 1 rank x B=4, 8 steps
     fit(ddp_toy.ddp_config(4), half, progress=False)                  # 1 rank, 4 steps: resumed by 2 ranks below
     _launch([
+        {"kind": "grads", "dump": str(tmp_path / "grads")},
         {"out": str(tmp_path / "ddp8"), "steps": 8, "dump": str(tmp_path / "dump")},   # 2 ranks x B/2
         {"out": str(tmp_path / "ddp4"), "steps": 4},                                   # resumed by 1 rank below
         {"out": str(half), "steps": 8, "resume": True},                                # 1 -> 2 processes
     ])
     fit(ddp_toy.ddp_config(8), tmp_path / "ddp4", resume=True, progress=False)        # 2 -> 1 process
 
+    # Gradient averaging: mean over ranks; a rank without a gradient counts as zero; none anywhere stays None.
+    for r in (0, 1):
+        g = torch.load(tmp_path / "grads" / f"grads{r}.pt")
+        assert torch.equal(g["a"], torch.full((2,), 3.0)) and torch.equal(g["b"], torch.full((2,), 3.0))
+        assert g["c"] is None
     # (a) identical weights on both ranks, bit for bit (same averaged gradients, same Adam arithmetic).
     r0, r1 = torch.load(tmp_path / "dump" / "rank0.pt"), torch.load(tmp_path / "dump" / "rank1.pt")
     for key in r0:
