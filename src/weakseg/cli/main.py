@@ -1,6 +1,9 @@
 """``weakseg`` command line: one entry point, one module per verb.
 
-Bad input raises ``WeaksegError``; it is printed as one line and the exit status is 2.
+Exit status: 0 done; 2 bad input (``WeaksegError``) or an environment failure such as a full disk or
+a read-only folder (``OSError``), printed as one line without a traceback; 130 / 143 a training run
+stopped by SIGINT / SIGTERM after writing a resumable checkpoint (128 + the signal number); 1 a bug
+(traceback).
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from collections.abc import Sequence
 
 from weakseg import __version__
 from weakseg.errors import WeaksegError
+from weakseg.training.signals import TrainingInterrupted
 
 # Each module defines add_parser(subparsers) and run(args) -> int.
-COMMANDS = ("train", "evaluate", "show", "reproduce", "score", "demo")
+COMMANDS = ("train", "evaluate", "show", "predict", "score", "convert", "export", "check", "simulate-missing",
+            "reproduce", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +44,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except WeaksegError as err:
         print(f"weakseg {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as stop:
+        print(f"weakseg {args.command}: {stop}", file=sys.stderr)
+        return stop.exit_code
+    except OSError as err:   # disk full, read-only or vanished folder: the environment, not a bug
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"weakseg {args.command}: error: {where}{err.strerror or err}; free disk space, make the folder "
+              "writable or choose another output folder, then run again", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"weakseg {args.command}: interrupted", file=sys.stderr)

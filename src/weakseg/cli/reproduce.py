@@ -31,6 +31,21 @@ def add_parser(sub: Any) -> None:
     m.add_argument("--table-only", action="store_true", help="only rebuild the table from stored results")
     m.set_defaults(run=run_mnist)
 
+    from weakseg.reproduce import organs
+    o = which.add_parser("organs", help="missing organ annotations: SMILE, SMILEr and baselines on the phantom")
+    o.add_argument("--preset", default="quick", choices=sorted(organs.SCALES),
+                   help="quick (64x64 phantom, tiny net, CPU hours) or full (32x128x128, GPU)")
+    o.add_argument("--folds", type=int, nargs="+", default=list(organs.FOLDS))
+    o.add_argument("--alphas", type=float, nargs="+", default=list(organs.ALPHAS))
+    o.add_argument("--methods", nargs="+", default=list(organs.METHODS), choices=organs.METHODS)
+    o.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra override for every run (recorded in each result)")
+    o.add_argument("--redo", action="store_true", help="retrain runs that already have a result")
+    o.add_argument("--runs-root", type=Path, default=Path("runs/reproduce"), help="training folders and data")
+    o.add_argument("--results", type=Path, default=Path("results"), help="where results are written")
+    o.add_argument("--table-only", action="store_true", help="only rebuild the table from stored results")
+    o.set_defaults(run=run_organs)
+
 
 def _evaluate(run_dir: Path, spec: Any) -> dict[str, Any]:
     from weakseg.inference.report import evaluate_run
@@ -78,3 +93,35 @@ def _figure(args: argparse.Namespace, name: str) -> str | None:
             shutil.copyfile(paths[1], args.results / f"{name}_{preset}_translations_A.png")
             return str(target)
     return None
+
+
+def run_organs(args: argparse.Namespace) -> int:
+    from weakseg.metrics.jsonio import atomic_write_json
+    from weakseg.relabel.rounds import fit_any
+    from weakseg.reproduce import organs
+    from weakseg.reproduce.provenance import provenance
+    from weakseg.reproduce.runner import load_results, run_grid
+
+    name = f"organs_{args.preset}"
+    results_dir = args.results / name
+    runs_root = args.runs_root / name
+    command = "weakseg " + " ".join(sys.argv[1:])
+    alphas, folds = tuple(args.alphas), tuple(args.folds)
+    if not args.table_only:
+        specs = organs.grid(args.preset, runs_root, runs_root, alphas=alphas, methods=tuple(args.methods),
+                            folds=folds, extra_overrides=tuple(args.overrides))
+        run_grid(specs, runs_root=runs_root, results_dir=results_dir, redo=args.redo,
+                 evaluate=organs.evaluate_spec, command=command, trainer=fit_any)
+    summary = organs.summarise(results_dir)
+    table = organs.table_markdown(summary, scale=args.preset)
+    fig_alpha = 0.7 if 0.7 in alphas else alphas[0]
+    fig = organs.figure(runs_root, args.results / f"{name}_slices.png", alpha=fig_alpha, fold=folds[0])
+    atomic_write_json(args.results / f"{name}.json", {
+        "table": name, "scale": args.preset, "scale_settings": organs.SCALES[args.preset],
+        "grid": {"alphas": list(organs.ALPHAS), "methods": list(organs.METHODS), "folds": list(organs.FOLDS)},
+        "summary": summary, "figure": str(fig) if fig else None,
+        "runs": load_results(results_dir), "provenance": provenance(command)})
+    (args.results / f"{name}.md").write_text(table + (f"\n![slices]({Path(fig).name})\n" if fig else ""))
+    print(table)
+    print(f"wrote {args.results / f'{name}.json'} and {args.results / f'{name}.md'}")
+    return 0

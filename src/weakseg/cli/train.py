@@ -24,11 +24,12 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from weakseg.config import load_config
-    from weakseg.training.loop import fit
+    from weakseg.relabel.rounds import fit_any   # fit(), or the SMILEr round driver for smiler methods
 
     cfg = load_config(args.config, args.overrides)
     out = args.out or Path("runs") / Path(args.config).stem
-    summary = fit(cfg, out, resume=args.resume, progress=False if args.no_progress else None)
+    summary = fit_any(cfg, out, resume=args.resume, progress=False if args.no_progress else None)
     if summary.get("rank", 0) == 0:      # under torchrun, rank 0 reports for every process
-        print(json.dumps({"run_dir": str(out), **{k: summary[k] for k in ("steps", "best", "wall_time_s")}}))
+        print(json.dumps({"run_dir": str(out), **{k: summary[k] for k in ("steps", "best", "wall_time_s", "rounds")
+                                                  if k in summary}}, default=str))
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -52,6 +53,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as f:
             raw = yaml.safe_load(f)
+    except yaml.constructor.ConstructorError as err:   # e.g. !!python/object: never executed, refused here
+        found = re.search(r"'([^']+)'", err.problem or "")
+        tag = " " + found.group(1).replace("tag:yaml.org,2002:", "!!") if found else ""
+        raise WeaksegError(f"{path}: unsupported YAML tag{tag} ({str(err.problem_mark).strip()}); configs are read "
+                           "with a safe loader that builds only plain values: remove the tag") from None
     except yaml.YAMLError as err:
         raise WeaksegError(f"{path}: not valid YAML ({str(err).splitlines()[0]}); fix the syntax") from None
     except OSError as err:
@@ -177,12 +183,30 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+class ConfigProblems(WeaksegError):
+    """Every problem of a config at once: one per line after a count (a single problem stays one line)."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        text = self.problems[0] if len(self.problems) == 1 else \
+            f"{len(self.problems)} config problems:\n  " + "\n  ".join(self.problems)
+        super().__init__(text)
+
+
 def _build(cls: type, raw: Mapping[str, Any], where: str = "") -> Any:
     types_ = _field_types(cls)
-    for key in raw:
-        if key not in types_:
-            raise _unknown_key_error(where, str(key), list(types_))
-    kwargs = {k: _coerce(v, types_[k], where + k) for k, v in raw.items()}
+    kwargs, problems = {}, []
+    for key, value in raw.items():   # collect every bad key and value, not just the first
+        try:
+            if key not in types_:
+                raise _unknown_key_error(where, str(key), list(types_))
+            kwargs[key] = _coerce(value, types_[key], where + key)
+        except ConfigProblems as err:
+            problems += err.problems
+        except WeaksegError as err:
+            problems.append(str(err))
+    if problems:
+        raise ConfigProblems(problems)
     return cls(**kwargs)
 
 
@@ -208,25 +232,31 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[
 
 
 def validate_config(cfg: Config) -> None:
-    """Range checks that need no data; raise before any work is done."""
+    """Range checks that need no data; every problem is reported at once, before any work is done."""
+    problems: list[str] = []
     m = cfg.data.mnist
     if not 0.0 < m.labeled_fraction <= 1.0:
-        raise WeaksegError(f"data.mnist.labeled_fraction must be in (0, 1], got {m.labeled_fraction}; "
-                           "use e.g. --set data.mnist.labeled_fraction=0.01")
+        problems.append(f"data.mnist.labeled_fraction must be in (0, 1], got {m.labeled_fraction}; "
+                        "use e.g. --set data.mnist.labeled_fraction=0.01")
     t = cfg.train
     for name in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
         if getattr(t, name) < 1:
-            raise WeaksegError(f"train.{name} must be >= 1, got {getattr(t, name)}")
+            problems.append(f"train.{name} must be >= 1, got {getattr(t, name)}")
     if t.select_mode not in ("max", "min"):
-        raise WeaksegError(f"train.select_mode must be 'max' or 'min', got {t.select_mode!r}")
+        problems.append(f"train.select_mode must be 'max' or 'min', got {t.select_mode!r}")
     if t.amp not in ("auto", "bf16", "off"):
-        raise WeaksegError(f"train.amp must be auto, bf16 or off, got {t.amp!r}")
+        problems.append(f"train.amp must be auto, bf16 or off, got {t.amp!r}")
     if t.nonfinite not in ("stop", "skip"):
-        raise WeaksegError(f"train.nonfinite must be 'stop' or 'skip', got {t.nonfinite!r}")
+        problems.append(f"train.nonfinite must be 'stop' or 'skip', got {t.nonfinite!r}")
+    for name in ("max_skipped", "max_rollbacks"):
+        if getattr(t, name) < 0:
+            problems.append(f"train.{name} must be >= 0, got {getattr(t, name)}")
     if cfg.model.width <= 0:
-        raise WeaksegError(f"model.width must be > 0, got {cfg.model.width}")
+        problems.append(f"model.width must be > 0, got {cfg.model.width}")
     if cfg.eval.checkpoint not in ("best", "last"):
-        raise WeaksegError(f"eval.checkpoint must be 'best' or 'last', got {cfg.eval.checkpoint!r}")
+        problems.append(f"eval.checkpoint must be 'best' or 'last', got {cfg.eval.checkpoint!r}")
+    if problems:
+        raise ConfigProblems(problems)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -238,9 +268,13 @@ def dump_yaml(cfg: Config, path: str | os.PathLike[str]) -> None:
     """Write the resolved config atomically."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
+        os.replace(tmp, path)
+    except BaseException:            # a full disk or an interrupt leaves no stray .tmp
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def diff_configs(a: Mapping[str, Any], b: Mapping[str, Any], prefix: str = "") -> list[str]:

@@ -30,9 +30,10 @@ class MnistConfig:
 
 @dataclass
 class BratsConfig:
-    """A dataset made by ``weakseg convert brats`` (``genseg.md`` §10)."""
+    """A dataset made by ``weakseg convert brats`` (``genseg.md`` §10). Augmentation is not implemented yet."""
 
     root: str | None = None            # the converted dataset folder
+    eval_include: str = "pa"           # valid/test rows scored: pa = P and A slices (A feed the fp rates)
 
 
 @dataclass
@@ -41,10 +42,12 @@ class OrgansConfig:
 
     root: str | None = None
     classes: list[str] = field(default_factory=list)   # empty = every label of dataset.json
-    status_overlay: str | None = None
-    fold: int = 0
+    status_overlay: str | None = None  # overlay JSON (weakseg.data.simulate) applied after dataset.json
+    fold: int = 0                      # test fold of the cross-validation over volumes
     n_folds: int = 5
+    n_valid: int = 2                   # volumes held out of the training folds for validation
     hu_window: list[float] = field(default_factory=lambda: [-175.0, 250.0])
+    full_labels: bool = False          # expose hidden ground truth to training (the oracle only)
 
 
 @dataclass
@@ -86,6 +89,8 @@ class TrainConfig:
     select_metric: str = "dice_soft_global"   # validation metric for best.pt (the reference criterion)
     select_mode: str = "max"           # max | min
     nonfinite: str = "stop"            # stop: end the run naming the term; skip: drop the update
+    max_skipped: int = 10              # skip: consecutive skipped steps before rolling back to last.pt (0 = never)
+    max_rollbacks: int = 3             # skip: rollbacks before the run gives up
     min_labeled_per_batch: int = 0     # oversample labelled P images (0 = as the reference)
     # Speed switches (docs/performance.md); none changes what is learned beyond float rounding.
     compile: bool = False              # torch.compile every model (falls back to eager with a warning)
@@ -130,15 +135,35 @@ class MeanTeacherConfig:
 
 @dataclass
 class SmileConfig:
-    normalisation: str = "known_mean"
+    """SMILE loss (smile.md §5): weighted BCE normalisation, optional masked Dice and pos_weight."""
+
+    normalisation: str = "known_mean"  # known_mean | all_mean | class_mean | sum
     dice_weight: float = 0.0
+    pos_weight: list[float] | None = None   # per class, on the positive BCE term
 
 
 @dataclass
 class SmilerConfig:
+    """SMILEr rounds (smile.md §8.3, §9.1); see weakseg.relabel.selection.SmilerOptions."""
+
     rounds: int = 3
     gamma_max: float = 1.0
     tau: float = 0.5
+    score: str = "prob"                # prob | mc_std
+    candidate_set: str = "predicted_positive"
+    rank_scope: str = "image"          # image | volume | global
+    cumulative: bool = True
+    propagate_negatives: bool = False
+    restrict_to_present: bool = False
+    init: str = "continue"             # continue | smile | scratch
+    round_steps: int | None = None     # steps of rounds 1..T (None: train.steps)
+    mc_samples: int = 10
+    mc_dropout_p: float = 0.5          # informational: MC passes sample the backbone's model.kwargs.dropout
+    round0_run: str | None = None      # a finished SMILE run folder to use as round 0 (same data and model)
+    # Set by the round driver (weakseg.relabel.rounds), not by hand:
+    round: int = 0
+    pseudo_labels: str | None = None
+    init_from: str | None = None
 
 
 @dataclass

@@ -22,3 +22,44 @@ def build_mnist(cfg: Config) -> DataBundle:
     info = getattr(splits, "info", {})
     return DataBundle(splits=dict(splits), class_names=("digit",), in_channels=1, evaluate=evaluate_image_set,
                       value_range=(-1.0, 2.0), value_range_display=(0.0, 1.0), info=info)
+
+
+@register_dataset("brats")
+def build_brats(cfg: Config) -> DataBundle:
+    """A dataset made by ``weakseg convert brats``: hemisphere slices read lazily from memory maps.
+
+    Train holds P and A slices (statuses mask / present / absent by whole-patient labelled fraction);
+    valid and test hold P slices (scored for Dice) and A slices (false-positive rates), ``genseg.md`` §12.
+    """
+    from weakseg.data.brats_dataset import BratsSliceSet, read_index
+    from weakseg.errors import WeaksegError
+    from weakseg.inference.evaluate import evaluate_image_set
+
+    b = cfg.data.brats
+    if not b.root:
+        raise WeaksegError("data.brats.root is not set; run `weakseg convert brats SRC DST` and pass "
+                           "--set data.brats.root=DST")
+    index = read_index(b.root)
+    splits = {"train": BratsSliceSet(b.root, "train", include="pa")}
+    for s in ("valid", "test"):
+        splits[s] = BratsSliceSet(b.root, s, include=b.eval_include)
+    info = {"root": str(b.root), "channels": index["channel_names"], "slice_shape": index["slice_shape"],
+            "region": index["region"], **{s: index["splits"][s]["counts"] for s in splits}}
+    return DataBundle(splits=splits, class_names=tuple(index["class_names"]), in_channels=len(index["channel_names"]),
+                      evaluate=evaluate_image_set, value_range=(-1.0, 1.0), value_range_display=(-1.0, 1.0), info=info)
+
+
+@register_dataset("organs")
+def build_organs(cfg: Config) -> DataBundle:
+    """Partially annotated multi-organ CT (nnU-Net raw layout) as 2D axial slices (``smile.md`` §11)."""
+    from weakseg.data.organs import evaluate_organs, load_organs
+    from weakseg.errors import WeaksegError
+
+    o = cfg.data.organs
+    if not o.root:
+        raise WeaksegError("data.organs.root is not set; point it at an nnU-Net raw dataset folder "
+                           "(e.g. --set data.organs.root=data/Dataset901_Phantom)")
+    d = load_organs(o.root, classes=o.classes, status_overlay=o.status_overlay, fold=o.fold, n_folds=o.n_folds,
+                    n_valid=o.n_valid, seed=cfg.data.data_seed, hu_window=o.hu_window, full_labels=o.full_labels)
+    return DataBundle(splits=dict(d.splits), class_names=d.class_names, in_channels=1, evaluate=evaluate_organs,
+                      value_range=(0.0, 1.0), value_range_display=(0.0, 1.0), info=d.info)

@@ -13,7 +13,7 @@ from weakseg.config.schema import Config
 from weakseg.data.registry import DataBundle, build_data
 from weakseg.errors import WeaksegError
 from weakseg.methods.registry import Method, build_method
-from weakseg.training.checkpoint import load_checkpoint
+from weakseg.training.checkpoint import load_checkpoint, version_hint
 from weakseg.training.context import resolve_device
 
 
@@ -52,12 +52,12 @@ def load_run(run_dir: str | Path, *, which: str = "best", device: str = "auto",
     for name, sd in ckpt["models"].items():
         if name not in method.models:
             raise WeaksegError(f"{path}: holds model {name!r} that method {cfg.method!r} does not build; "
-                               "the checkpoint comes from another weakseg version or config")
+                               f"the checkpoint comes from another weakseg version or config{version_hint(ckpt)}")
         try:
             method.models[name].load_state_dict(sd)
         except RuntimeError as err:
             raise WeaksegError(f"{path}: weights of {name!r} do not fit the model built from its config "
-                               f"({str(err).splitlines()[0][:160]})") from None
+                               f"({str(err).splitlines()[0][:160]}){version_hint(ckpt)}") from None
     method.state.update(ckpt.get("method_state") or {})
     method.set_training(False)
     return TrainedRun(cfg, data, method, ckpt, path, dev)

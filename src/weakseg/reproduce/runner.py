@@ -48,10 +48,17 @@ def result_path(results_dir: Path, spec: RunSpec) -> Path:
 
 def run_grid(specs: Sequence[RunSpec], *, runs_root: Path, results_dir: Path, redo: bool = False,
              evaluate: Callable[[Path, RunSpec], dict[str, Any]], command: str,
-             log: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Train and evaluate every spec not yet done; return all stored results of the grid."""
+             log: Callable[[str], None] = print,
+             trainer: Callable[..., Any] | None = None) -> list[dict[str, Any]]:
+    """Train and evaluate every spec not yet done; return all stored results of the grid.
+
+    ``trainer(cfg, run_dir, resume=...)`` trains one run (default ``fit``; the organs table passes the
+    SMILEr-aware ``weakseg.relabel.rounds.fit_any``).
+    """
     from weakseg.training.checkpoint import load_checkpoint
     from weakseg.training.loop import fit
+
+    trainer = fit if trainer is None else trainer
 
     results = []
     for i, spec in enumerate(specs, 1):
@@ -70,7 +77,7 @@ def run_grid(specs: Sequence[RunSpec], *, runs_root: Path, results_dir: Path, re
         finished = last.is_file() and int(load_checkpoint(last)["step"]) >= cfg.train.steps
         if not finished:
             log(f"[{i}/{len(specs)}] {spec.key}: training {cfg.train.steps} steps -> {run_dir}")
-            fit(cfg, run_dir, resume=last.is_file())
+            trainer(cfg, run_dir, resume=last.is_file())
         wall = time.time() - t0
         metrics = evaluate(run_dir, spec)
         record = {"key": spec.key, "group": spec.group, "method": spec.method, "seed": spec.seed,

@@ -12,6 +12,7 @@ from torch import Tensor
 from weakseg.config.schema import Config
 from weakseg.errors import WeaksegError
 from weakseg.training.distributed import World, all_true, average_gradients
+from weakseg.training.gradcheck import grads_finite   # reliab hook
 
 
 class NonFiniteLossError(WeaksegError):
@@ -53,6 +54,7 @@ class StepContext:
     step: int = 0
     skipped: int = 0                            # updates dropped by train.nonfinite=skip
     world: World = field(default_factory=World)
+    last_fault: str | None = None               # reliab: the latest non-finite loss/gradient, for logs
     _pending: list[tuple[int, Tensor, dict[str, Tensor]]] = field(default_factory=list)
 
     @property
@@ -76,26 +78,35 @@ class StepContext:
             opt.zero_grad(set_to_none=True)
         total = total.float()
         finite = all_true(torch.isfinite(total.detach()), self.world)   # a collective under DDP, no host sync
+        if self.check_every_step and not bool(finite):
+            self._fault(self.step, terms)              # raises under "stop"
+            self.skipped += 1
+            return False
+        if total.requires_grad:
+            total.backward()
+        average_gradients(optimizers, self.world)      # first: a NaN on any rank reaches every rank's check
+        # --- reliab hook: non-finite gradients (weakseg.training.faults), deferred on GPU like the loss
+        grads_ok = grads_finite(optimizers)
         if self.check_every_step:
-            if not bool(finite):
-                self._fault(self.step, terms)          # raises under "stop"
+            if not bool(grads_ok):
+                self._fault(self.step, terms)
                 self.skipped += 1
                 return False
         else:
-            self._pending.append((self.step, finite, {k: v.detach() for k, v in terms.items()}))
-        if total.requires_grad:
-            total.backward()
-        average_gradients(optimizers, self.world)
+            self._pending.append((self.step, finite & grads_ok, {k: v.detach() for k, v in terms.items()}))
+        # --- end reliab hook
         for opt in optimizers:
             opt.step()
         return True
 
     def _fault(self, step: int, terms: dict[str, Tensor]) -> None:
         bad = [name for name, value in terms.items() if not bool(torch.isfinite(value.detach()).all())]
-        names = ", ".join(bad) or ("the total loss" if not self.world.enabled else "the loss on another rank")
+        elsewhere = " (or a loss on another rank)" if self.world.enabled else ""
+        what = f"loss term {', '.join(bad)}" if bad else f"the gradient of loss {' + '.join(terms) or 'total'}{elsewhere}"
+        self.last_fault = f"{what} became non-finite at step {step}"      # reliab: read by FaultGuard
         if self.cfg.train.nonfinite == "stop":
             raise NonFiniteLossError(
-                f"loss term {names} became non-finite at step {step}; the run stopped and the last good "
+                f"{self.last_fault}; the run stopped and the last good "
                 "checkpoint is kept (resume with --resume, lower train.lr, or set train.nonfinite=skip)")
 
     def check_pending(self) -> None:

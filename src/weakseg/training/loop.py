@@ -36,8 +36,10 @@ from weakseg.training.checkpoint import load_checkpoint, save_checkpoint
 from weakseg.training import distributed
 from weakseg.training.context import StepContext, amp_dtype, resolve_device
 from weakseg.training.distributed import World
+from weakseg.training.faults import FaultGuard          # reliab hook
 from weakseg.training.logging import RunLogger, flatten_scalars
 from weakseg.training.seed import capture_rng, restore_rng, seed_everything
+from weakseg.training.signals import StopRequest        # reliab hook
 
 _log = logging.getLogger("weakseg")
 
@@ -45,7 +47,8 @@ _log = logging.getLogger("weakseg")
 # rounding for the speed switches). The number of processes may change too: streams are world-size agnostic.
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
                      "train.device", "eval.batch_size", "eval.checkpoint", "train.compile", "train.compile_mode",
-                     "train.compile_backend", "train.channels_last", "train.pin_memory", "data.on_device")
+                     "train.compile_backend", "train.channels_last", "train.pin_memory", "data.on_device",
+                     "train.nonfinite", "train.max_skipped", "train.max_rollbacks")   # reliab: fault policy
 ON_DEVICE_SHARE = 0.25          # data.on_device=auto moves in-memory sets when they take < 1/4 of GPU memory
 
 
@@ -364,6 +367,8 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
     hide = True if not world.is_main else (None if progress is None else not progress)   # None: tqdm decides (tty)
     bar = tqdm(total=cfg.train.steps, initial=start, disable=hide, desc=f"{cfg.method}", dynamic_ncols=True)
     pin, channels_last = cfg.train.pin_memory, cfg.train.channels_last
+    guard = FaultGuard(cfg, method, paths.last)           # reliab hook: rollback after repeated skips
+    stop = StopRequest().install()                        # reliab hook: SIGTERM/SIGINT -> checkpoint, exit
     try:
         for step in range(start, cfg.train.steps):
             ctx.step = step
@@ -373,6 +378,7 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
             logs: dict[str, torch.Tensor] = {}
             for step_fn in method.steps:
                 logs |= step_fn(method, batches, ctx)
+            guard.after_step(step, ctx)                   # reliab hook
             for key, value in logs.items():     # summed on device: no host sync per step
                 sums[key] = sums.get(key, 0) + value.detach().float()
                 counts[key] = counts.get(key, 0) + 1
@@ -393,8 +399,13 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
             if done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps:
                 ctx.check_pending()
                 save(paths.last, done, best)
+
+            if stop.requested:                            # reliab hook: after the step's eval/checkpoint
+                ctx.check_pending()
+                stop.stop(done, lambda: (save(paths.last, done, best), paths.last)[1])
         distributed.barrier(world)              # rank 0's last checkpoint is written before anyone returns
     finally:
+        stop.restore()                                    # reliab hook
         bar.close()
         wall = time.time() - t0
         logger.info(f"stopped after {wall:.1f} s")

@@ -174,7 +174,10 @@ def _subject_message(subj: BratsSubject, problems: Sequence[str]) -> str:
     return f"subject {subj.subject_id} ({subj.folder}): " + "; ".join(problems)
 
 
-def raise_problems(problems: Sequence[str], *, what: str) -> None:
-    """One WeaksegError listing every problem (one per line after the summary)."""
+def raise_problems(problems: Sequence[str], *, what: str, written: bool = True) -> None:
+    """One WeaksegError: a single problem on one line; several listed one per line after a summary."""
+    note = ", nothing written" if written else ""
+    if len(problems) == 1:
+        raise WeaksegError(f"{what}: {problems[0]}" + (" (nothing written)" if written else ""))
     if problems:
-        raise WeaksegError(f"{what}: {len(problems)} problem(s), nothing written:\n  " + "\n  ".join(problems))
+        raise WeaksegError(f"{what}: {len(problems)} problem(s){note}:\n  " + "\n  ".join(problems))

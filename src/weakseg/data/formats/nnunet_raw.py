@@ -9,7 +9,8 @@
       imagesTs/{case}_{XXXX}.nii.gz
 
 The optional top-level ``weakseg`` block (label status per case and class, ``smile.md`` §15.4) is kept
-as the raw dict here; resolving it into statuses is ``weakseg.data.status``'s job (see ``NnunetCase.status``).
+as the raw dict in ``NnunetDataset.weakseg``; ``attach_statuses`` resolves it with
+``weakseg.data.status.resolve_statuses`` into ``NnunetCase.status`` (every class ``mask`` without a block).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 import weakseg
+from weakseg.data.formats.brats import raise_problems
 from weakseg.data.formats.nifti import geometry_problem, load_volume, read_header, save_volume
 from weakseg.errors import WeaksegError
 
@@ -72,8 +74,8 @@ class NnunetCase:
     split: str
     images: tuple[Path, ...]
     label: Path | None
-    # Hook: per-class label status, attached by weakseg.data.status.resolve_statuses(dataset.weakseg,
-    # case_ids, class_names) (written elsewhere); None until then. Never inferred from the label map.
+    # Per-class label status {class: mask|present|absent|unknown}, set by ``attach_statuses`` from the
+    # dataset.json ``weakseg`` block; None until then. Never inferred from the label map.
     status: dict[str, str] | None = None
 
 
@@ -165,13 +167,30 @@ def list_cases(root: str | os.PathLike, split: str = "train", *,
     if split == "train" and len(cases) != ds.num_training:
         problems.append(f"dataset.json numTraining is {ds.num_training} but {img_dir.name} holds {len(cases)} "
                         f"case(s); fix numTraining")
-    if problems:
-        raise WeaksegError(f"{root}: {len(problems)} problem(s):\n  " + "\n  ".join(problems))
+    raise_problems(problems, what=str(root), written=False)
     return cases
 
 
+def attach_statuses(cases: Sequence[NnunetCase], dataset: NnunetDataset, *,
+                    overlay: Mapping[str, Any] | None = None) -> dict[str, dict[str, str]]:
+    """Resolve the ``weakseg`` block (and an optional overlay) for ``cases`` and set each ``case.status``.
+
+    Resolution order and errors are ``weakseg.data.status.resolve_statuses``'s (per-case status > source >
+    default_status > ``mask``); a case named in the block but absent from ``cases`` is an error.
+    Returns {case_id: {class: status}}.
+    """
+    from weakseg.data.status import resolve_statuses   # noqa: PLC0415 (status imports torch; keep this light)
+
+    resolved = resolve_statuses(dataset.weakseg, [c.case_id for c in cases], dataset.class_names, overlay=overlay,
+                                where=f"{dataset.root / 'dataset.json'}: weakseg")
+    for c in cases:
+        c.status = dict(resolved[c.case_id])
+    return resolved
+
+
 def check_case(case: NnunetCase, dataset: NnunetDataset, *, read_voxels: bool = True) -> list[str]:
-    """Problems of one case: channel/label geometry; with ``read_voxels``, NaN/Inf and undeclared labels."""
+    """Problems of one case: channel/label geometry; with ``read_voxels``, NaN/Inf, undeclared labels and
+    voxels of a class whose resolved status (``case.status``) is ``absent``."""
     problems = []
     try:
         geoms = [(p, *read_header(p)) for p in case.images]
@@ -195,6 +214,11 @@ def check_case(case: NnunetCase, dataset: NnunetDataset, *, read_voxels: bool = 
             if extra:
                 problems.append(f"case {case.case_id}: {case.label.name} holds label value(s) {extra} not "
                                 f"declared in dataset.json labels {dataset.labels}")
+            for cls, st in (case.status or {}).items():
+                v = dataset.labels.get(cls)
+                if st == "absent" and isinstance(v, int) and v in values:
+                    problems.append(f"case {case.case_id}: {case.label.name} holds voxels of {cls!r} (value {v}) "
+                                    f"but its status is 'absent'; fix the label map or the weakseg block")
     except WeaksegError as exc:
         problems.append(str(exc))
     return problems
@@ -216,11 +240,14 @@ def convert_nnunet(src: str | os.PathLike, dst: str | os.PathLike | None = None,
             cases += list_cases(src, split, dataset=ds)
         except WeaksegError as exc:
             problems.append(str(exc))
+    if not problems:
+        try:
+            attach_statuses(cases, ds)
+        except WeaksegError as exc:
+            problems.append(str(exc))
     for case in cases:
         problems += check_case(case, ds, read_voxels=read_voxels)
-    if problems:
-        raise WeaksegError(f"convert nnunet {src}: {len(problems)} problem(s), nothing written:\n  "
-                           + "\n  ".join(problems))
+    raise_problems(problems, what=f"convert nnunet {src}")
     records = []
     for case in cases:
         shape, affine = read_header(case.images[0])
@@ -229,13 +256,15 @@ def convert_nnunet(src: str | os.PathLike, dst: str | os.PathLike | None = None,
             "images": [str(p.relative_to(src)) for p in case.images],
             "label": str(case.label.relative_to(src)) if case.label else None,
             "shape": list(shape), "affine": affine.tolist(),
-            "status": None,   # hook: filled from resolve_statuses(weakseg block) by weakseg.data.status
+            "status": case.status,
         })
     report = {
         "weakseg_version": weakseg.__version__, "format": "weakseg-nnunet-index", "source": str(src.resolve()),
         "channel_names": ds.channel_names, "labels": ds.labels, "class_names": list(ds.class_names),
         "n_train": sum(c.split == "train" for c in cases), "n_test": sum(c.split == "test" for c in cases),
         "weakseg": ds.weakseg, "voxels_checked": read_voxels,
+        "status_counts": {cls: {w: sum(1 for c in cases if (c.status or {}).get(cls) == w)
+                                for w in ("mask", "present", "absent", "unknown")} for cls in ds.class_names},
     }
     if dst is not None:
         dst = Path(dst)

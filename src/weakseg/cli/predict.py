@@ -1,0 +1,50 @@
+"""``weakseg predict RUN_DIR INPUT OUT_DIR``: one NIfTI label map per case, on the input grid."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("predict", help="predict label maps for BraTS subjects or nnU-Net imagesTs volumes",
+                       description="Run a trained 2D model on volumes: every case is preprocessed exactly as in "
+                                   "training, predicted slice by slice on its axial hemispheres, stitched back and "
+                                   "written as OUT_DIR/<case>.nii.gz (uint8, 1 = tumour) with the input's affine and "
+                                   "header. Inputs are checked before anything is written.")
+    p.add_argument("run_dir", type=Path, help="a folder made by weakseg train")
+    p.add_argument("input", type=Path, help="BraTS folder (HGG/+LGG/ or subject folders) or an nnU-Net imagesTs "
+                                            "folder ({case}_{XXXX}.nii.gz, channels in the training order)")
+    p.add_argument("out_dir", type=Path, help="output folder (must not exist unless --overwrite)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which checkpoint")
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation (mean probability of 4 flips)")
+    p.add_argument("--probabilities", action="store_true",
+                   help="also write OUT_DIR/probabilities/<case>.nii.gz (float32)")
+    p.add_argument("--references", action="store_true",
+                   help="BraTS input: also write OUT_DIR/references/<case>.nii.gz (the target region of each seg "
+                        "file, 0/1) for weakseg score")
+    p.add_argument("--batch-size", type=int, default=None, help="slices per forward pass (default eval.batch_size)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--converted", type=Path, default=None,
+                   help="the converted dataset holding the preprocessing options (default: the run's data.brats.root)")
+    p.add_argument("--keep-outside-brain", action="store_true",
+                   help="keep predictions on voxels where every modality is 0 (default: background)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR when it exists")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from weakseg.inference.predict import predict_folder
+
+    report = predict_folder(args.run_dir, args.input, args.out_dir, checkpoint=args.checkpoint, tta=args.tta,
+                            probabilities=args.probabilities, references=args.references,
+                            batch_size=args.batch_size, device=args.device, converted=args.converted,
+                            restrict_to_brain=not args.keep_outside_brain, overwrite=args.overwrite,
+                            progress=False if args.no_progress else None)
+    print(f"wrote {len(report['cases'])} prediction(s) to {args.out_dir} in {report['seconds']:.1f} s")
+    if args.references:
+        print(f"score them with: weakseg score {args.out_dir} {args.out_dir / 'references'} --labels "
+              f"'{{\"tumour\": 1}}'")
+    return 0

@@ -1,0 +1,334 @@
+"""Volume prediction to NIfTI (``weakseg predict``): BraTS subject folders or nnU-Net ``imagesTs`` in, one
+label map per case out, on the input grid with the input's affine and header (``genseg.md`` §10.7 ours,
+``ecosystem.md`` §6).
+
+Per case, exactly as training saw the data: the converted dataset's options (``index.json``: channel order,
+normalisation, bias correction, clip, midline, flip) are applied by ``brats_prep.prepare_subject``; the 2D
+model runs on the axial hemisphere slices in batches; the probabilities are stitched back with the stored
+hemisphere layout and reoriented to the storage grid (``volume_from_slices``). A slice whose shape differs
+from the training slices is run with MONAI's ``sliding_window_inference`` using the training slice as the
+window (the models are fully convolutional, but windows keep the context they were trained on). Optional
+flip test-time augmentation averages the probabilities of the identity, left-right, up-down and both flips,
+then thresholds (mean probability > threshold, not the reference's AND vote). Voxels outside the brain
+(every modality 0) are background unless ``restrict_to_brain=False``.
+
+Every case is found and checked (files, header geometry, channel count) before anything is written; the
+output folder is built under a temporary name and renamed when complete, so a problem met while reading
+voxels (NaN, truncated data) also leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+import weakseg
+from weakseg.data.brats_prep import prepare_subject, volume_from_slices
+from weakseg.data.formats.brats import (
+    BratsSubject,
+    check_headers,
+    find_brats_subjects,
+    load_subject,
+    raise_problems,
+)
+from weakseg.data.formats.nifti import geometry_problem, load_volume, read_header, save_volume
+from weakseg.errors import WeaksegError
+
+log = logging.getLogger(__name__)
+
+_CHANNEL_RE = re.compile(r"^(?P<case>.+)_(?P<ch>\d{4})\.nii(\.gz)?$")
+FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))     # identity, left-right, up-down, both
+
+
+@dataclass
+class InputCase:
+    """One case to predict: its id, channel files in training channel order, and (BraTS) its seg file."""
+
+    case_id: str
+    images: tuple[Path, ...]
+    seg: Path | None = None
+    subject: BratsSubject | None = None
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+def find_input_cases(input_dir: str | os.PathLike, channels: Sequence[str], *,
+                     with_seg: bool = False) -> tuple[str, list[InputCase]]:
+    """Cases under ``input_dir``: BraTS subject folders (either naming) or an nnU-Net ``imagesTs`` folder.
+
+    The kind is decided by the folder's content: NIfTI files named ``{case}_{XXXX}`` directly inside ->
+    nnU-Net; subject folders -> BraTS. Channel files of an nnU-Net case are taken in index order and must
+    number ``len(channels)`` (the model's input channels). Cases are 3D volumes; a singleton third axis
+    (a 2D slice case, e.g. weakseg's own hemisphere export) is refused. ``with_seg``: BraTS subjects need
+    a seg file on their image grid. Problems of every case -> one WeaksegError.
+    Returns (kind, cases) with kind ``"brats"`` or ``"nnunet"``.
+    """
+    root = Path(input_dir)
+    if not root.is_dir():
+        raise WeaksegError(f"{root}: input folder not found; give BraTS subject folders or an nnU-Net imagesTs folder")
+    entries = [p for p in sorted(root.iterdir()) if not p.name.startswith((".", "_"))]
+    nifti = [p for p in entries if p.is_file() and p.name.endswith((".nii.gz", ".nii"))]
+    if not nifti:
+        subjects = find_brats_subjects(root, channels=channels, require_seg=with_seg)   # raises when empty
+        problems = []
+        cases = []
+        for s in subjects:
+            probs = list(s.problems) + check_headers(s, channels=channels)   # seg included when with_seg
+            if probs:
+                problems.append(f"subject {s.subject_id} ({s.folder}): " + "; ".join(probs))
+            cases.append(InputCase(s.subject_id, tuple(s.files.get(c, Path()) for c in channels),
+                                   s.files.get("seg"), s))
+        raise_problems(problems, what=f"predict {root}", written=True)
+        return "brats", cases
+    found: dict[str, dict[int, Path]] = {}
+    problems = []
+    for f in nifti:
+        m = _CHANNEL_RE.match(f.name)
+        if not m:
+            problems.append(f"{f}: name lacks the _XXXX channel suffix of an nnU-Net imagesTs file "
+                            f"(e.g. case_0000.nii.gz)")
+            continue
+        found.setdefault(m["case"], {})[int(m["ch"])] = f
+    n = len(channels)
+    cases = []
+    for cid, chans in sorted(found.items()):
+        if sorted(chans) != list(range(len(chans))):
+            problems.append(f"case {cid}: channel files {sorted(chans)} are not numbered 0..{len(chans) - 1}")
+        elif len(chans) != n:
+            problems.append(f"case {cid}: {len(chans)} channel file(s) ({cid}_0000 ...) but the model takes {n} "
+                            f"({', '.join(channels)}); give {n} channels in the training order")
+        else:
+            files = tuple(chans[i] for i in range(n))
+            try:
+                geoms = [(p, *read_header(p)) for p in files]
+            except WeaksegError as exc:
+                problems.append(str(exc))
+                continue
+            for p, shape, aff in geoms:
+                if len(shape) != 3 or 1 in shape:
+                    problems.append(f"{p}: shape {shape} is not a 3D volume; predict takes one 3D file per "
+                                    f"channel (2D slice cases are not supported)")
+                    break
+                prob = geometry_problem(shape, aff, geoms[0][1], geoms[0][2], names=(p.name, geoms[0][0].name))
+                if prob:
+                    problems.append(f"case {cid}: {prob}")
+                    break
+            cases.append(InputCase(cid, files))
+    _check_dataset_json_channels(root, channels, problems)
+    raise_problems(problems, what=f"predict {root}", written=True)
+    return "nnunet", cases
+
+
+def _check_dataset_json_channels(root: Path, channels: Sequence[str], problems: list[str]) -> None:
+    """When a dataset.json sits beside ``imagesTs``, its channel names must be the training channels."""
+    path = root.parent / "dataset.json"
+    if not path.is_file():
+        return
+    try:
+        names = json.loads(path.read_text()).get("channel_names")
+    except (json.JSONDecodeError, AttributeError):
+        problems.append(f"{path}: not a valid dataset.json; fix it or move imagesTs out of that folder")
+        return
+    if isinstance(names, dict):
+        got = [str(names[k]).lower() for k in sorted(names, key=lambda k: int(k))]
+        if got != [c.lower() for c in channels]:
+            problems.append(f"{path}: channel_names {got} differ from the training channels {list(channels)}; "
+                            f"reorder the channel files to match")
+
+
+def _load_case(case: InputCase, channels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, Any, np.ndarray | None]:
+    """Images (C, I, J, K) float32, affine, header and (BraTS, when present) raw seg labels of one case."""
+    if case.subject is not None:
+        loaded = load_subject(case.subject, channels=channels, require_seg=case.seg is not None)
+        return loaded.images, loaded.affine, loaded.header, loaded.seg
+    vols = [load_volume(p, kind="image") for p in case.images]
+    return np.stack([v.array for v in vols]), vols[0].affine, vols[0].header, None
+
+
+# ----------------------------------------------------------------------------------------------- model
+def predict_slices(segment: Callable[[Tensor], Tensor], slices: np.ndarray, *, batch_size: int,
+                   device: torch.device, class_index: int = 0, tta: bool = False,
+                   window: tuple[int, int] | None = None) -> np.ndarray:
+    """Sigmoid probabilities of one class for a stack of 2D slices, in batches.
+
+    ``window``: the training slice shape; when the slices differ from it, MONAI's
+    ``sliding_window_inference`` runs the model on windows of that shape (Gaussian blending, overlap 0.25).
+    ``tta``: mean probability over the four flips of ``FLIPS``.
+
+    Shape:
+        slices: (N, C, H, W) float32 -> returns (N, H, W) float32.
+    """
+    from monai.inferers import sliding_window_inference   # noqa: PLC0415 (MONAI is slow to import)
+
+    windowed = window is not None and tuple(slices.shape[2:]) != tuple(window)
+
+    def run(x: Tensor) -> Tensor:
+        if windowed:
+            logits = sliding_window_inference(x, roi_size=window, sw_batch_size=batch_size, predictor=segment,
+                                              overlap=0.25, mode="gaussian")
+        else:
+            logits = segment(x)
+        return torch.sigmoid(logits[:, class_index].float())           # (B, H, W)
+
+    out = np.zeros((slices.shape[0], *slices.shape[2:]), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, slices.shape[0], batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(slices[start:start + batch_size])).to(device)
+            if tta:
+                # a flip of the input's last axes (W, H) is undone on the (B, H, W) probabilities
+                prob = torch.stack([run(x.flip(f)).flip(f) if f else run(x) for f in FLIPS]).mean(0)
+            else:
+                prob = run(x)
+            out[start:start + x.shape[0]] = prob.cpu().numpy()
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- driver
+def _brats_preprocessing(cfg: Any, converted: str | os.PathLike | None) -> tuple[Path, dict[str, Any]]:
+    from weakseg.data.brats_dataset import read_index   # noqa: PLC0415
+
+    if cfg.data.name != "brats":
+        raise WeaksegError(f"predict: the run was trained on data.name={cfg.data.name!r}; volume prediction "
+                           f"needs a BraTS-trained run (data.name=brats)")
+    root = Path(converted or cfg.data.brats.root or "")
+    if not (root / "index.json").is_file():
+        raise WeaksegError(f"predict: the converted dataset {str(root)!r} (data.brats.root of the run) has no "
+                           f"index.json; its preprocessing options are needed: pass --converted DST of "
+                           f"`weakseg convert brats`")
+    return root, read_index(root)
+
+
+def predict_folder(
+    run_dir: str | os.PathLike,
+    input_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    checkpoint: str = "best",
+    tta: bool = False,
+    probabilities: bool = False,
+    references: bool = False,
+    batch_size: int | None = None,
+    device: str = "auto",
+    converted: str | os.PathLike | None = None,
+    restrict_to_brain: bool = True,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Predict every case of ``input_dir`` with the run's model; write ``out_dir/<case>.nii.gz`` (uint8).
+
+    Args:
+        checkpoint: ``best`` or ``last``.
+        probabilities: also write ``out_dir/probabilities/<case>.nii.gz`` (float32 tumour probability).
+        references: BraTS input only: also write ``out_dir/references/<case>.nii.gz``, the target region
+            of the subject's seg file as 0/1 (score with ``weakseg score OUT_DIR OUT_DIR/references``).
+        batch_size: slices per forward pass (default ``eval.batch_size`` of the run).
+        converted: the converted dataset whose ``index.json`` holds the preprocessing options (default
+            the run's ``data.brats.root``).
+        progress: tqdm bar per case (None: only on a terminal).
+
+    Returns a report (also written to ``out_dir/predict_report.json``).
+    """
+    from weakseg.config.io import config_from_dict   # noqa: PLC0415
+    from weakseg.data.registry import DataBundle   # noqa: PLC0415
+    from weakseg.inference.evaluate import evaluate_image_set   # noqa: PLC0415
+    from weakseg.inference.load import checkpoint_path, load_run   # noqa: PLC0415
+    from weakseg.training.checkpoint import load_checkpoint   # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    if checkpoint not in ("best", "last"):
+        raise WeaksegError(f"--checkpoint {checkpoint!r}: use best or last")
+    if batch_size is not None and batch_size < 1:
+        raise WeaksegError(f"--batch-size {batch_size}: give a positive number of slices")
+    if out_dir.exists() and not overwrite:
+        raise WeaksegError(f"{out_dir}: already exists; choose another output folder or pass --overwrite")
+    ckpt_file = checkpoint_path(run_dir, checkpoint)
+    cfg = config_from_dict(load_checkpoint(ckpt_file)["config"])
+    conv_root, index = _brats_preprocessing(cfg, converted)
+    channels = tuple(index["channel_names"])
+    opts = index["options"]
+    kind, cases = find_input_cases(input_dir, channels, with_seg=references)
+    if references and kind != "brats":
+        raise WeaksegError("--references needs BraTS subject folders (their seg files); an nnU-Net imagesTs "
+                           "folder has its references in labelsTs")
+
+    # The run's own data are not needed to predict: a bundle from index.json builds the method.
+    bundle = DataBundle(splits={}, class_names=tuple(index["class_names"]), in_channels=len(channels),
+                        evaluate=evaluate_image_set)
+    run = load_run(run_dir, which=checkpoint, device=device, data=bundle)
+    segment = run.method.segment
+    bs = batch_size or cfg.eval.batch_size
+    window = tuple(int(s) for s in index["slice_shape"])
+    threshold = cfg.eval.threshold
+    region = tuple(index["region_labels"])
+
+    tmp = out_dir.parent / f"{out_dir.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    records = []
+    try:
+        tmp.mkdir(parents=True)
+        for case in _progress(cases, progress):
+            images, affine, header, seg = _load_case(case, channels)
+            prep = prepare_subject(
+                images, np.zeros(images.shape[1:], dtype=np.uint8), affine, region_labels=region,
+                normalization=opts["normalization"], bias_correction=opts["bias_correction"], clip=opts["clip"],
+                brain_threshold=opts["brain_threshold"], tumour_threshold=opts["tumour_threshold"],
+                midline=opts["midline"], flip_x_hi=opts["flip_x_hi"])
+            z, _, c, h, w = prep.images.shape                            # (Z, 2, C, H, W)
+            probs = predict_slices(segment, prep.images.reshape(z * 2, c, h, w), batch_size=bs, device=run.device,
+                                   class_index=cfg.data.class_index, tta=tta, window=window)   # (2Z, H, W)
+            prob_vol = volume_from_slices(probs.reshape(z, 2, h, w), prep.layout, affine)    # (I, J, K)
+            if restrict_to_brain:
+                prob_vol = np.where((images != 0).any(0), prob_vol, 0.0).astype(np.float32)
+            labels = (prob_vol > threshold).astype(np.uint8)
+            save_volume(labels, (affine, header), tmp / f"{case.case_id}.nii.gz", dtype=np.uint8)
+            if probabilities:
+                save_volume(prob_vol, (affine, header), tmp / "probabilities" / f"{case.case_id}.nii.gz",
+                            dtype=np.float32)
+            rec: dict[str, Any] = {"case_id": case.case_id, "input": [str(p) for p in case.images],
+                                   "shape": list(labels.shape), "tumour_voxels": int(labels.sum()),
+                                   "windowed": tuple(prep.layout.slice_shape) != window}
+            if references:
+                ref = np.isin(seg, np.asarray(region)).astype(np.uint8)
+                save_volume(ref, (affine, header), tmp / "references" / f"{case.case_id}.nii.gz", dtype=np.uint8)
+                rec["reference_voxels"] = int(ref.sum())
+            records.append(rec)
+        report = {
+            "weakseg_version": weakseg.__version__, "run_dir": str(Path(run_dir).resolve()),
+            "checkpoint": str(ckpt_file), "input": str(Path(input_dir).resolve()), "input_kind": kind,
+            "converted": str(conv_root.resolve()), "channels": list(channels), "region_labels": list(region),
+            "labels": {"background": 0, index["class_names"][0]: 1}, "threshold": threshold, "tta": tta,
+            "flips": [list(f) for f in FLIPS] if tta else [[]], "restrict_to_brain": restrict_to_brain,
+            "batch_size": bs, "device": str(run.device), "cases": records,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
+        (tmp / "predict_report.json").write_text(json.dumps(report, indent=1) + "\n")
+        if out_dir.exists():
+            old = out_dir.parent / f"{out_dir.name}.old-{os.getpid()}"
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def _progress(items: Sequence[InputCase], on: bool | None):
+    from tqdm import tqdm   # noqa: PLC0415
+
+    return tqdm(items, desc="predict", unit="case", disable=None if on is None else not on)

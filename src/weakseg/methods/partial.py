@@ -1,0 +1,196 @@
+"""Training with missing organ annotations: SMILE, SMILEr's per-round training, and the baselines.
+
+All share the backbone (the ``seg_only`` encoder-decoder with ``model.kwargs.dropout``), the data, the
+sampler (pool ``all``) and the step budget; only the head, the targets and the loss differ (smile.md §7):
+
+- ``smile``: K sigmoid outputs, weighted BCE on (Y, W) from the label statuses (``SmileLoss``);
+- ``smiler`` / ``smiler_mc``: SMILE plus the pseudo-positives of the current round (the round driver
+  ``weakseg.relabel.rounds.fit_smiler`` runs the rounds; a single ``fit`` trains one round);
+- ``naive``: softmax K+1, cross-entropy on the partial map read as nnU-Net reads it (missing organs are
+  background, every slice is used, including those of volumes that lost every annotation);
+- ``oracle``: softmax K+1 on the full labels (needs ``data.organs.full_labels=true``);
+- ``spatial_ignore``: softmax K+1; in a volume with a missing class every background voxel is ignored for
+  every class (nnU-Net's ignore label);
+- ``drop_incomplete``: softmax K+1 on the volumes with every class annotated only.
+
+Method builders that change which slices are trained on replace ``data.splits["train"]`` with a view of
+it (``OrganSliceSet.materialised``/``with_status``/subset) before the loop builds its streams.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from weakseg.config.schema import Config
+from weakseg.data.batch import Batch
+from weakseg.data.registry import DataBundle
+from weakseg.data.status import MISSING_CODES, PRESENT, UNKNOWN, status_targets_from_masks
+from weakseg.errors import WeaksegError
+from weakseg.losses.partial_label import (
+    SmileLoss,
+    ce_targets,
+    cross_entropy,
+    is_complete,
+    spatial_ignore_targets,
+)
+from weakseg.methods.registry import Method, adam, register_method
+from weakseg.models.registry import create_model
+from weakseg.relabel.selection import apply_pseudo_labels
+from weakseg.training.checkpoint import load_checkpoint
+from weakseg.training.context import StepContext
+
+SOFTMAX_METHODS = ("naive", "oracle", "spatial_ignore", "drop_incomplete")
+SIGMOID_METHODS = ("smile", "smiler", "smiler_mc")
+
+
+def _segmenter(cfg: Config, data: DataBundle, device: torch.device, n_out: int) -> nn.Module:
+    return create_model(cfg.model.name, in_channels=data.in_channels, num_classes=n_out, width=cfg.model.width,
+                        depth=cfg.model.depth, **cfg.model.kwargs).to(device)
+
+
+def _organ_train_set(data: DataBundle, method: str):  # -> OrganSliceSet
+    from weakseg.data.organs import OrganSliceSet
+    train = data.split("train")
+    if not isinstance(train, OrganSliceSet):
+        raise WeaksegError(f"method {method!r} needs a multi-organ slice dataset (data.name=organs), "
+                           f"got {type(train).__name__}")
+    return train
+
+
+# ------------------------------------------------------------------------------------------------ steps
+def smile_targets(batch: Batch, pseudo: Tensor | None = None, *, propagate_negatives: bool = False
+                  ) -> tuple[Tensor, Tensor]:
+    """SMILE's (Y, W) of a batch from its statuses, plus pseudo-positives (SMILEr) looked up by
+    ``batch.index`` in ``pseudo`` (N, K, H, W) bool. Shape: returns Y, W (B, K, H, W) float."""
+    target, weight = status_targets_from_masks(batch.mask, batch.status, has_mask=batch.has_mask)
+    if pseudo is not None:
+        p = pseudo[batch.index.cpu()].to(batch.mask.device)                                       # (B, K, H, W)
+        target, weight = apply_pseudo_labels(target, weight, p, batch.status,
+                                             propagate_negatives=propagate_negatives)
+    return target, weight
+
+
+def make_smile_step(loss_fn: SmileLoss, pseudo: Tensor | None = None):
+    """The SMILE step function, closing over its loss and the round's pseudo-labels (not run state)."""
+    def smile_step(method: Method, batches: dict[str, Batch], ctx: StepContext) -> dict[str, Tensor]:
+        batch = batches["all"]
+        target, weight = smile_targets(batch, pseudo, propagate_negatives=ctx.cfg.smiler.propagate_negatives)
+        with ctx.autocast():
+            logits = method.models["segmenter"](batch.image)                                      # (B, K, H, W)
+        terms = {f"loss/{k}": v for k, v in loss_fn(logits, target, weight).items()}
+        ctx.update(sum(terms.values()), terms, [method.optimizers["segmenter"]])
+        return {k: v.detach() for k, v in terms.items()} | {"smile/known_fraction": weight.mean().detach()}
+    return smile_step
+
+
+def _ce_step(targets_fn):
+    def step(method: Method, batches: dict[str, Batch], ctx: StepContext) -> dict[str, Tensor]:
+        batch = batches["all"]
+        target = targets_fn(batch)                                                                # (B, H, W)
+        with ctx.autocast():
+            logits = method.models["segmenter"](batch.image)                                      # (B, K+1, H, W)
+        loss = cross_entropy(logits, target)
+        ctx.update(loss, {"loss/ce": loss}, [method.optimizers["segmenter"]])
+        return {"loss/ce": loss.detach()}
+    return step
+
+
+partial_ce_step = _ce_step(lambda b: ce_targets(b.mask, b.status))                 # naive, oracle, drop_incomplete
+spatial_ignore_step = _ce_step(lambda b: spatial_ignore_targets(b.mask, b.status))
+
+
+# --------------------------------------------------------------------------------------------- builders
+def _method(name: str, cfg: Config, data: DataBundle, device: torch.device, n_out: int, step) -> Method:
+    seg = _segmenter(cfg, data, device, n_out)
+    return Method(name=name, models=nn.ModuleDict({"segmenter": seg}),
+                  optimizers={"segmenter": adam(seg.parameters(), cfg)}, steps=(step,), streams={"all": "all"},
+                  segment=seg)
+
+
+def _smile_loss(cfg: Config, k: int) -> SmileLoss:
+    pw = cfg.smile.pos_weight
+    if pw is not None and len(pw) != k:
+        raise WeaksegError(f"smile.pos_weight has {len(pw)} values for {k} classes; give one per class or null")
+    return SmileLoss(normalisation=cfg.smile.normalisation, dice_weight=cfg.smile.dice_weight, pos_weight=pw)
+
+
+@register_method("smile")
+def build_smile(cfg: Config, data: DataBundle, device: torch.device) -> Method:
+    k = len(data.class_names)
+    return _method("smile", cfg, data, device, k, make_smile_step(_smile_loss(cfg, k)))
+
+
+def load_pseudo_labels(path: str | Path, shape: tuple[int, ...]) -> Tensor:
+    """Read a pseudo-label file of ``weakseg.relabel.rounds`` (packed bits). Shape: returns ``shape`` bool."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeaksegError(f"smiler.pseudo_labels: {path} not found; the round driver writes it "
+                           "(weakseg train with method smiler runs every round)")
+    saved = torch.load(path, weights_only=True)
+    if tuple(saved["shape"]) != tuple(shape):
+        raise WeaksegError(f"{path}: pseudo-labels of shape {tuple(saved['shape'])} do not fit the training "
+                           f"set {tuple(shape)}; they were made for another dataset, fold or overlay")
+    bits = np.unpackbits(saved["bits"].numpy(), count=int(np.prod(shape)))
+    return torch.from_numpy(bits.reshape(shape).astype(bool))
+
+
+@register_method("smiler")
+@register_method("smiler_mc")
+def build_smiler(cfg: Config, data: DataBundle, device: torch.device) -> Method:
+    """SMILE on (Y, W) plus the pseudo-positives of round ``smiler.round`` (set by the driver).
+
+    Slices holding a pseudo-positive of a missing class get slice status ``present`` for it (the previous
+    model says the organ is there), so slices of volumes that lost every annotation enter the ``all``
+    pool; their loss is unchanged (``present`` and ``unknown`` give the same W).
+    """
+    k = len(data.class_names)
+    s = cfg.smiler
+    pseudo = None
+    if s.pseudo_labels:
+        train = _organ_train_set(data, cfg.method)
+        pseudo = load_pseudo_labels(s.pseudo_labels, tuple(train.masks.shape))
+        has = pseudo.flatten(2).any(-1)                                                     # (N, K)
+        missing = torch.isin(train.status, torch.tensor(MISSING_CODES, dtype=train.status.dtype))
+        status = torch.where(has & missing, torch.full_like(train.status, PRESENT), train.status)
+        data.splits["train"] = train.with_status(status)
+    method = _method(cfg.method, cfg, data, device, k, make_smile_step(_smile_loss(cfg, k), pseudo))
+    if s.init_from:
+        ckpt = load_checkpoint(s.init_from)
+        method.models["segmenter"].load_state_dict(ckpt["models"]["segmenter"])
+    return method
+
+
+@register_method("naive")
+def build_naive(cfg: Config, data: DataBundle, device: torch.device) -> Method:
+    data.splits["train"] = _organ_train_set(data, "naive").materialised()
+    return _method("naive", cfg, data, device, len(data.class_names) + 1, partial_ce_step)
+
+
+@register_method("oracle")
+def build_oracle(cfg: Config, data: DataBundle, device: torch.device) -> Method:
+    if not cfg.data.organs.full_labels:
+        raise WeaksegError("method oracle trains on the full ground truth: set data.organs.full_labels=true "
+                           "(only the oracle may; every other method must see the partial labels)")
+    return _method("oracle", cfg, data, device, len(data.class_names) + 1, partial_ce_step)
+
+
+@register_method("spatial_ignore")
+def build_spatial_ignore(cfg: Config, data: DataBundle, device: torch.device) -> Method:
+    return _method("spatial_ignore", cfg, data, device, len(data.class_names) + 1, spatial_ignore_step)
+
+
+@register_method("drop_incomplete")
+def build_drop_incomplete(cfg: Config, data: DataBundle, device: torch.device) -> Method:
+    train = _organ_train_set(data, "drop_incomplete")
+    keep = is_complete(train.status)                                                      # (N,)
+    if not bool(keep.any()):
+        raise WeaksegError("drop_incomplete: no training volume has every class annotated at this missing "
+                           "rate; this baseline cannot run")
+    # Incomplete slices become all-'unknown': the 'all' pool then skips them, and indices stay stable.
+    status = torch.where(keep[:, None], train.status, torch.full_like(train.status, UNKNOWN))
+    data.splits["train"] = train.with_status(status)
+    return _method("drop_incomplete", cfg, data, device, len(data.class_names) + 1, partial_ce_step)

@@ -1,0 +1,200 @@
+"""SMILEr's outer driver: rounds of (score the training slices, relabel, retrain) around ``fit`` (smile.md §8).
+
+Folder of a SMILEr run::
+
+    RUN_DIR/round_0/                 m_0: SMILE (or the finished SMILE run named by smiler.round0_run)
+    RUN_DIR/round_<t>/               m_t, a normal fit() run folder (resumable)
+    RUN_DIR/pseudo/round_<t>/pseudo.pt   the pseudo-labels P_t (packed bits) used to train m_t
+    RUN_DIR/pseudo/round_<t>/stats.json  per class: count, TP, FP, precision, recall vs the withheld truth
+    RUN_DIR/smiler_rounds.json       every round's statistics; RUN_DIR/metrics.jsonl one line per round
+    RUN_DIR/checkpoints/{last,best}.pt   copies of m_T's, so evaluate/show treat the folder as one run
+
+Every step is resumable: a round whose checkpoint reached its step budget is skipped, a partial one is
+resumed, pseudo-labels already written are reused. The relabelling itself is
+``weakseg.relabel.selection.relabel_round``; scores come from m_{t-1}'s last checkpoint (no early
+stopping: the test fold selects nothing, and validation is not used to pick rounds either).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from weakseg.config.io import dump_yaml
+from weakseg.config.schema import Config
+from weakseg.errors import WeaksegError
+from weakseg.metrics.jsonio import atomic_write_json
+from weakseg.relabel.selection import SMILER_MC_PRESET, SmilerOptions, relabel_round
+
+SMILER_METHODS = ("smiler", "smiler_mc")
+_DRIVER_KEYS = ("round", "pseudo_labels", "init_from", "round0_run")
+
+
+def smiler_options(cfg: Config) -> SmilerOptions:
+    """The validated options of ``cfg.smiler``; ``smiler_mc`` applies the slides' MC-dropout preset
+    (score ``mc_std``, T = 3, gamma_max = 1: 33/66/100 % of the candidates)."""
+    values = {k: v for k, v in dataclasses.asdict(cfg.smiler).items() if k not in _DRIVER_KEYS}
+    if cfg.method == "smiler_mc":
+        values.update(SMILER_MC_PRESET)
+    return SmilerOptions.from_dict(values)
+
+
+def _finished(run_dir: Path, steps: int) -> bool:
+    from weakseg.training.checkpoint import load_checkpoint
+    last = run_dir / "checkpoints" / "last.pt"
+    return last.is_file() and int(load_checkpoint(last)["step"]) >= steps
+
+
+def round_config(cfg: Config, t: int, run_dir: Path, opts: SmilerOptions, round0: Path) -> Config:
+    """The config that trains round t: its pseudo-labels, its initial weights and its step budget."""
+    smiler = dataclasses.replace(cfg.smiler, round=t, round0_run=None, pseudo_labels=None, init_from=None)
+    train = cfg.train
+    if t > 0:
+        prev = round0 if t == 1 else run_dir / f"round_{t - 1}"
+        init = {"continue": prev, "smile": round0, "scratch": None}[opts.init]
+        smiler = dataclasses.replace(
+            smiler, pseudo_labels=str((run_dir / "pseudo" / f"round_{t}" / "pseudo.pt").resolve()),
+            init_from=None if init is None else str((init / "checkpoints" / "last.pt").resolve()))
+        if opts.round_steps is not None:
+            train = dataclasses.replace(train, steps=opts.round_steps)
+    return dataclasses.replace(cfg, smiler=smiler, train=train)
+
+
+def _save_pseudo(path: Path, pseudo: torch.Tensor) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bits = torch.from_numpy(np.packbits(pseudo.numpy().reshape(-1)))
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"shape": list(pseudo.shape), "bits": bits}, tmp)
+    tmp.replace(path)
+
+
+def score_training_set(cfg: Config, model_run: Path, opts: SmilerOptions, train: Any, *, t: int,
+                       device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Probabilities (or MC-dropout mean and std) of m_{t-1} on every training slice."""
+    from weakseg.inference.load import load_run
+    from weakseg.relabel.scoring import mc_dropout_scores, probability_scores
+
+    run = load_run(model_run, which="last", device=str(device))
+    model = run.method.models["segmenter"]
+    if opts.score == "mc_std":
+        mean, std = mc_dropout_scores(model, train.images, samples=opts.mc_samples, seed=cfg.train.seed * 1000 + t,
+                                      batch_size=cfg.eval.batch_size)
+        return mean, std
+    if opts.score != "prob":
+        raise WeaksegError(f"smiler.score={opts.score!r} is not available in the round driver; use prob or mc_std")
+    return probability_scores(model, train.images, batch_size=cfg.eval.batch_size), None
+
+
+def fit_smiler(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None,
+               log: Any = print) -> dict[str, Any]:
+    """Train SMILEr: m_0 = SMILE, then T rounds of relabel + retrain. Returns a summary with every round's
+    pseudo-label statistics (also in ``RUN_DIR/smiler_rounds.json`` and ``RUN_DIR/metrics.jsonl``)."""
+    from weakseg.data.registry import build_data
+    from weakseg.data.status import MASK, MISSING_CODES, status_targets_from_masks
+    from weakseg.training.context import resolve_device
+    from weakseg.training.loop import fit
+
+    if cfg.method not in SMILER_METHODS:
+        raise WeaksegError(f"fit_smiler runs methods {', '.join(SMILER_METHODS)}, got {cfg.method!r}")
+    run_dir = Path(run_dir)
+    final = run_dir / "checkpoints" / "last.pt"
+    if final.is_file() and not resume:
+        raise WeaksegError(f"{run_dir} already holds a finished SMILEr run; pass --resume or choose another --out")
+    opts = smiler_options(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_yaml(cfg, run_dir / "config.yaml")
+    t0 = time.time()
+
+    round0 = run_dir / "round_0"
+    cfg0 = round_config(cfg, 0, run_dir, opts, round0)
+    if cfg.smiler.round0_run and _finished(Path(cfg.smiler.round0_run), cfg.train.steps):
+        round0 = Path(cfg.smiler.round0_run)
+        log(f"smiler: round 0 = the finished SMILE run {round0}")
+    elif not _finished(round0, cfg.train.steps):
+        log(f"smiler: round 0 (SMILE), {cfg.train.steps} steps -> {round0}")
+        fit(dataclasses.replace(cfg0, method="smile"), round0, resume=(round0 / "checkpoints" / "last.pt").is_file(),
+            progress=progress)
+
+    device = resolve_device(cfg.train.device)
+    data = build_data(cfg0)
+    train = data.split("train")
+    target0, weight0 = status_targets_from_masks(train.masks, train.status, has_mask=train.has_mask)
+    # Precision needs the truth of every relabelled pair: pairs hidden by a simulation have it, pairs
+    # declared unknown (real partial data) do not; then only counts are logged.
+    missing = torch.isin(train.status.long(), torch.tensor(MISSING_CODES))
+    known = bool((train.truth_status[missing] == MASK).all()) if hasattr(train, "truth_status") else False
+    truth = train.truth.bool() if known else None
+    if truth is None:
+        log("smiler: some missing annotations have no withheld ground truth; logging counts, not precision")
+    volume_ids = train.volume if opts.rank_scope == "volume" else None
+    rounds: list[dict[str, Any]] = []
+    previous = None
+    for t in range(1, opts.rounds + 1):
+        cfg_t = round_config(cfg, t, run_dir, opts, round0)
+        rdir = run_dir / f"round_{t}"
+        pseudo_path = Path(cfg_t.smiler.pseudo_labels)
+        stats_path = pseudo_path.with_name("stats.json")
+        if pseudo_path.is_file() and stats_path.is_file():
+            from weakseg.methods.partial import load_pseudo_labels
+            previous = load_pseudo_labels(pseudo_path, tuple(train.masks.shape))
+            record = json.loads(stats_path.read_text())
+        else:
+            model_run = round0 if t == 1 else run_dir / f"round_{t - 1}"
+            prob, std = score_training_set(cfg, model_run, opts, train, t=t, device=device)
+            res = relabel_round(t, prob, target0, weight0, train.status, opts, previous=previous, std=std,
+                                volume_ids=volume_ids, truth=truth, class_names=train.class_names)
+            previous = res.pseudo
+            record = {"round": t, "gamma": res.gamma, "classes": res.stats,
+                      "n_candidates_scored_from": str(model_run)}
+            _save_pseudo(pseudo_path, res.pseudo)
+            atomic_write_json(stats_path, record)
+            _log_round(run_dir, record)
+        rounds.append(record)
+        summary = ", ".join(f"{c}: n={s['n_pseudo']} prec={_fmt(s.get('precision'))}"
+                            for c, s in record["classes"].items())
+        log(f"smiler: round {t}/{opts.rounds} gamma={record['gamma']:.3f} {summary}")
+        if not _finished(rdir, cfg_t.train.steps):
+            fit(cfg_t, rdir, resume=(rdir / "checkpoints" / "last.pt").is_file(), progress=progress)
+
+    last_dir = run_dir / f"round_{opts.rounds}"
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    for name in ("best.pt", "last.pt"):
+        src = last_dir / "checkpoints" / name
+        if src.is_file():
+            tmp = run_dir / "checkpoints" / (name + ".tmp")
+            shutil.copyfile(src, tmp)
+            tmp.replace(run_dir / "checkpoints" / name)
+    atomic_write_json(run_dir / "smiler_rounds.json", {"options": opts.to_dict(), "rounds": rounds,
+                                                       "round0": str(round0)})
+    return {"rounds": rounds, "wall_time_s": time.time() - t0, "run_dir": str(run_dir)}
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _log_round(run_dir: Path, record: dict[str, Any]) -> None:
+    line: dict[str, Any] = {"step": record["round"], "split": "smiler", "time": round(time.time(), 3),
+                            "smiler/gamma": record["gamma"]}
+    for cls, s in record["classes"].items():
+        for key in ("precision", "recall", "n_pseudo", "tp", "fp", "n_images"):
+            if key in s:
+                line[f"smiler/{key}/{cls}"] = s[key]
+    with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
+
+
+def fit_any(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None
+            ) -> dict[str, Any]:
+    """``fit`` for every method, the SMILEr round driver for ``smiler``/``smiler_mc``."""
+    if cfg.method in SMILER_METHODS and cfg.smiler.round == 0 and not cfg.smiler.pseudo_labels:
+        return fit_smiler(cfg, run_dir, resume=resume, progress=progress)
+    from weakseg.training.loop import fit
+    return fit(cfg, run_dir, resume=resume, progress=progress)

@@ -1,0 +1,258 @@
+"""``weakseg reproduce organs``: SMILE / SMILEr and baselines on the synthetic 3-organ phantom (smile.md §11).
+
+Grid: alpha in {0.5, 0.7, 0.9} x methods {naive, smile, smiler, smiler_mc, spatial_ignore} x 5 folds, plus
+the oracle once per fold (full labels, alpha = 0). Missing annotations are simulated per (alpha, fold) as
+a status overlay on the training volumes of that fold (``exact`` mode, seed 0, nested across alpha);
+the test fold keeps its full ground truth. Every method gets the same backbone and step budget and is
+scored at its last checkpoint (no early stopping): per-organ 3D Dice per test volume, averaged over the
+fold's test volumes; the table reports mean and std over folds.
+
+Summary keys: ``summary["<alpha>"]["<method>"]`` with alpha keys ``"0.5"``, ``"0.7"``, ``"0.9"``; the oracle
+(no annotation missing) sits under ``summary["0.0"]["oracle"]``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from weakseg.reproduce.runner import RunSpec, load_results, mean_std
+
+ALPHAS = (0.5, 0.7, 0.9)
+METHODS = ("naive", "smile", "smiler", "smiler_mc", "spatial_ignore", "oracle")
+FOLDS = (0, 1, 2, 3, 4)
+CLASSES = ("liver", "stomach", "pancreas")
+ORACLE_ALPHA = "0.0"
+
+# quick: CPU scale (64x64 slices, a 14k-parameter net, 300 steps; SMILEr rounds 150 steps each, round 0
+# shared with the SMILE run). full: the 32x128x128 phantom, a wider and deeper net, 10x the steps (GPU).
+SCALES: dict[str, dict[str, Any]] = {
+    "quick": {"phantom": {"n_cases": 20, "shape": [24, 64, 64], "spacing": [2.5, 1.6, 1.6], "seed": 0},
+              "overrides": ["model.width=0.0625", "model.depth=4", "train.batch_size=8", "train.steps=300",
+                            "train.eval_every=150", "train.checkpoint_every=150", "smiler.round_steps=150",
+                            "smiler.mc_samples=10"]},
+    "full": {"phantom": {"n_cases": 40, "shape": [32, 128, 128], "spacing": [2.5, 0.8, 0.8], "seed": 0},
+             "overrides": ["model.width=0.25", "model.depth=5", "train.batch_size=16", "train.steps=3000",
+                           "train.eval_every=500", "train.checkpoint_every=500", "smiler.round_steps=1500",
+                           "smiler.mc_samples=10"]},
+}
+
+
+def alpha_key(alpha: float) -> str:
+    return f"{alpha:.1f}"
+
+
+def prepare_data(root: Path, scale: str) -> Path:
+    """Write the phantom dataset of a scale once (``root/phantom``); returns its folder."""
+    from weakseg.data.phantom import write_abdomen_dataset
+
+    spec = SCALES[scale]["phantom"]
+    folder = root / "phantom"
+    stamp = folder / "weakseg_phantom.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) == spec:
+        return folder
+    tmp = root / "phantom.tmp"
+    import shutil
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_abdomen_dataset(tmp, spec["n_cases"], spec["seed"], shape=spec["shape"], spacing=spec["spacing"])
+    (tmp / "weakseg_phantom.json").write_text(json.dumps(spec))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+    return folder
+
+
+def prepare_overlay(root: Path, dataset: Path, alpha: float, fold: int, *, n_folds: int = 5,
+                    data_seed: int = 0, seed: int = 0) -> tuple[Path, dict[str, Any]]:
+    """The simulation overlay of (alpha, fold): only the fold's training (and validation) volumes."""
+    from weakseg.data.formats.nnunet_raw import list_cases, read_dataset_json
+    from weakseg.data.organs import fold_split
+    from weakseg.data.simulate import simulate_missing, write_overlay
+    from weakseg.data.status import resolve_statuses
+
+    ds = read_dataset_json(dataset)
+    ids = [c.case_id for c in list_cases(dataset, "train", dataset=ds)]
+    split = fold_split(ids, n_folds=n_folds, fold=fold, seed=data_seed)
+    statuses = resolve_statuses(ds.weakseg, ids, ds.class_names)
+    overlay = simulate_missing(statuses, alpha=alpha, mode="exact", seed=seed, fold=fold,
+                               train_cases=split["train"] + split["valid"], class_names=ds.class_names)
+    path = root / "overlays" / f"alpha{alpha_key(alpha)}_fold{fold}.json"
+    write_overlay(path, overlay)
+    return path, overlay
+
+
+def grid(scale: str, root: Path, runs_root: Path, *, alphas: tuple[float, ...] = ALPHAS,
+         methods: tuple[str, ...] = METHODS, folds: tuple[int, ...] = FOLDS,
+         extra_overrides: tuple[str, ...] = ()) -> list[RunSpec]:
+    """Run specs in an order where each SMILE run precedes the SMILEr runs that reuse it as round 0."""
+    dataset = prepare_data(root, scale)
+    common = (f"data.organs.root={dataset.resolve()}", *SCALES[scale]["overrides"], *extra_overrides)
+    order = [m for m in ("oracle", "naive", "smile", "spatial_ignore", "smiler", "smiler_mc") if m in methods]
+    specs = []
+    for fold in folds:
+        if "oracle" in order:
+            specs.append(RunSpec(f"alpha{ORACLE_ALPHA}/fold{fold}", "oracle", 0, "organs/oracle",
+                                 (*common, f"data.organs.fold={fold}"),
+                                 extra={"alpha": 0.0, "fold": fold}))
+        for alpha in alphas:
+            path, overlay = prepare_overlay(root, dataset, alpha, fold)
+            group = f"alpha{alpha_key(alpha)}/fold{fold}"
+            sim = overlay["simulation"]
+            extra = {"alpha": alpha, "fold": fold,
+                     "simulation": {k: sim[k] for k in ("n_train_cases", "removed_count", "realised_alpha",
+                                                        "n_cases_all_lost")}}
+            base = (*common, f"data.organs.fold={fold}", f"data.organs.status_overlay={path.resolve()}")
+            for method in order:
+                if method == "oracle":
+                    continue
+                over = base
+                if method in ("smiler", "smiler_mc") and "smile" in order:
+                    smile_dir = (runs_root / group / "smile" / "seed0").resolve()
+                    over = (*base, f"smiler.round0_run={smile_dir}")
+                specs.append(RunSpec(group, method, 0, f"organs/{method}", over, extra=extra))
+    return specs
+
+
+def evaluate_spec(run_dir: Path, spec: RunSpec) -> dict[str, Any]:
+    """Test-fold scores at the last checkpoint (no early stopping), plus SMILEr's per-round statistics."""
+    from weakseg.inference.report import evaluate_run
+
+    report = evaluate_run(run_dir, split="test", which="last")
+    out: dict[str, Any] = {"test": report["metrics"]}
+    rounds = run_dir / "smiler_rounds.json"
+    if rounds.is_file():
+        out["smiler_rounds"] = json.loads(rounds.read_text())["rounds"]
+    return out
+
+
+def summarise(results_dir: Path) -> dict[str, Any]:
+    """``{alpha: {method: {"mean_dice": {mean, std, n}, "per_class": {cls: {mean, std, n}}, ...}}}``."""
+    runs = load_results(results_dir)
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        cells.setdefault((alpha_key(r["alpha"]), r["method"]), []).append(r)
+    summary: dict[str, Any] = {}
+    for (a, method), rs in sorted(cells.items()):
+        rs = sorted(rs, key=lambda r: r["fold"])
+        cell: dict[str, Any] = {
+            "mean_dice": mean_std([r["test"]["mean_dice"] for r in rs]),
+            "per_class": {c: mean_std([r["test"].get(f"dice_{c}") for r in rs]) for c in CLASSES},
+            "folds": [r["fold"] for r in rs],
+            "per_fold_mean_dice": [r["test"]["mean_dice"] for r in rs],
+            "wall_time_s": mean_std([r["wall_time_s"] for r in rs]),
+        }
+        if rs[0].get("simulation"):
+            cell["n_train_volumes_all_lost"] = [r["simulation"]["n_cases_all_lost"] for r in rs]
+        if rs[0].get("smiler_rounds"):
+            n_rounds = len(rs[0]["smiler_rounds"])
+            cell["pseudo_precision"] = {
+                str(t + 1): {c: mean_std([r["smiler_rounds"][t]["classes"][c].get("precision") for r in rs
+                                          if len(r.get("smiler_rounds", [])) > t]) for c in CLASSES}
+                for t in range(n_rounds)}
+            cell["pseudo_count"] = {
+                str(t + 1): {c: mean_std([r["smiler_rounds"][t]["classes"][c].get("n_pseudo") for r in rs
+                                          if len(r.get("smiler_rounds", [])) > t]) for c in CLASSES}
+                for t in range(n_rounds)}
+        summary.setdefault(a, {})[method] = cell
+    return summary
+
+
+def _ms(d: dict[str, Any] | None) -> str:
+    if not d or d.get("mean") is None:
+        return "missing"
+    return f"{d['mean']:.3f} ± {d['std']:.3f} (n={d['n']})"
+
+
+def table_markdown(summary: dict[str, Any], *, scale: str, alphas: tuple[float, ...] = ALPHAS,
+                   methods: tuple[str, ...] = METHODS, folds: tuple[int, ...] = FOLDS) -> str:
+    lines = [f"# Missing organ annotations (SMILE / SMILEr), synthetic 3-organ phantom, preset `{scale}`", "",
+             "Per-organ 3D Dice per test volume, averaged over a fold's test volumes; mean ± std over folds "
+             f"(n = folds available; the grid has {len(folds)} fold(s) per cell). Scored at the last "
+             "checkpoint against the full ground truth of the test fold. alpha = share of training volumes "
+             "whose annotation of an organ was removed (exact mode). The oracle trains on full labels "
+             "(alpha = 0) and is listed under every alpha as the same reference. `missing` = not run yet.", ""]
+    oracle = summary.get(ORACLE_ALPHA, {}).get("oracle")
+    for alpha in alphas:
+        a = alpha_key(alpha)
+        lines += [f"## alpha = {a}", "", "| method | mean Dice | " + " | ".join(CLASSES) + " |",
+                  "|---|---|" + "---|" * len(CLASSES)]
+        for m in methods:
+            c = oracle if m == "oracle" else summary.get(a, {}).get(m)
+            row = [m + (" (alpha = 0)" if m == "oracle" else ""), _ms(c and c["mean_dice"])]
+            row += [_ms(c and c["per_class"][k]) for k in CLASSES]
+            lines.append("| " + " | ".join(row) + " |")
+        lost = next((summary[a][m].get("n_train_volumes_all_lost") for m in methods
+                     if m != "oracle" and summary.get(a, {}).get(m)), None)
+        if lost is not None:
+            lines += ["", f"Training(+validation) volumes that lost every annotation, per fold: {lost}"]
+        for m in ("smiler", "smiler_mc"):
+            c = summary.get(a, {}).get(m)
+            if not c or "pseudo_precision" not in c:
+                continue
+            lines += ["", f"Pseudo-label precision TP/(TP+FP) per round, `{m}` (mean ± std over folds; "
+                      "pixel count in brackets):", "", "| round | " + " | ".join(CLASSES) + " |",
+                      "|---|" + "---|" * len(CLASSES)]
+            for t, per in c["pseudo_precision"].items():
+                cnt = c["pseudo_count"][t]
+                lines.append(f"| {t} | " + " | ".join(
+                    f"{_ms(per[k]).split(' (n=')[0]} [{cnt[k]['mean']:.0f}]" if cnt[k]["mean"] is not None
+                    else "missing" for k in CLASSES) + " |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------------------------------ figure
+_COLOURS = ((220, 50, 50), (40, 190, 60), (50, 110, 235))
+
+
+def _colour(image, label):  # (H, W) float [0,1], (H, W) int -> (H, W, 3) uint8
+    import numpy as np
+    g = (np.clip(image, 0, 1) * 255).astype(np.uint8)
+    rgb = np.repeat(g[..., None], 3, axis=-1).astype(np.float32)
+    for k, col in enumerate(_COLOURS, start=1):
+        m = label == k
+        rgb[m] = 0.45 * rgb[m] + 0.55 * np.asarray(col, dtype=np.float32)
+    return rgb[::-1].astype(np.uint8)      # rows flipped: anterior up
+
+
+def figure(runs_root: Path, out: Path, *, alpha: float, fold: int, n: int = 4) -> Path | None:
+    """Training slices of volumes with removed organs: image, full ground truth, partial labels seen in
+    training, and the predictions of ``naive`` and ``smiler`` (PNG). None when either run is missing."""
+    import torch
+
+    from weakseg.data.organs import predict_label_maps
+    from weakseg.data.status import MISSING_CODES
+    from weakseg.inference.load import load_run
+    from weakseg.inference.panels import render_panels
+
+    group = runs_root / f"alpha{alpha_key(alpha)}" / f"fold{fold}"
+    dirs = {m: group / m / "seed0" for m in ("naive", "smiler")}
+    if not all((d / "checkpoints" / "last.pt").is_file() for d in dirs.values()):
+        return None
+    runs = {m: load_run(d, which="last", device="cpu") for m, d in dirs.items()}
+    from weakseg.data.registry import build_data
+    train = build_data(runs["smiler"].cfg).split("train")           # fresh: the partial statuses
+    missing = torch.isin(train.status.long(), torch.tensor(MISSING_CODES))
+    hidden_vox = (train.truth.bool() & missing[:, :, None, None]).flatten(1).sum(1)   # (N,)
+    rows = hidden_vox.argsort(descending=True)
+    picked: list[int] = []
+    for r in rows.tolist():                     # one slice per volume, the most hidden organ voxels first
+        if len(picked) == n or hidden_vox[r] == 0:
+            break
+        if all(int(train.volume[r]) != int(train.volume[p]) for p in picked):
+            picked.append(r)
+    if not picked:
+        return None
+    sub = train.subset(torch.tensor(picked))
+    ids = torch.arange(1, 4).view(1, 3, 1, 1)
+    gt = (train.truth[picked].long() * ids).amax(1)
+    partial = (train.masks[picked].long() * ids).amax(1)
+    preds = {m: predict_label_maps(r.method.segment, sub, device=torch.device("cpu")) for m, r in runs.items()}
+    imgs = train.images[picked, 0].numpy()
+    cols = {"image": [_colour(i, i * 0) for i in imgs],
+            "ground truth": [_colour(i, g.numpy()) for i, g in zip(imgs, gt, strict=True)],
+            "partial labels": [_colour(i, p.numpy()) for i, p in zip(imgs, partial, strict=True)],
+            "naive": [_colour(i, p.numpy()) for i, p in zip(imgs, preds["naive"], strict=True)],
+            "SMILEr": [_colour(i, p.numpy()) for i, p in zip(imgs, preds["smiler"], strict=True)]}
+    return render_panels(cols, out, title=f"training slices, alpha={alpha_key(alpha)}, fold {fold}: "
+                                          "liver red, stomach green, pancreas blue")

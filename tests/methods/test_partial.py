@@ -1,0 +1,99 @@
+"""SMILE, SMILEr's round step and the softmax baselines on a tiny phantom."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.organs_toy import make_overlay, make_phantom, organs_overrides
+from weakseg.config import load_config
+from weakseg.data.registry import build_data
+from weakseg.data.samplers import pool_indices
+from weakseg.data.status import MASK, UNKNOWN
+from weakseg.errors import WeaksegError
+from weakseg.losses.partial_label import weighted_bce
+from weakseg.methods.partial import smile_targets
+from weakseg.methods.registry import build_method
+from weakseg.training.context import StepContext
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory):
+    root = make_phantom(tmp_path_factory.mktemp("organs_m") / "ds")
+    overlay = root.parent / "overlay.json"
+    make_overlay(root, overlay, alpha=0.5)
+    return root, overlay
+
+
+def _setup(phantom, method: str, *extra: str):
+    root, overlay = phantom
+    cfg = load_config(f"organs/{method}", [*organs_overrides(root, overlay), *extra])
+    data = build_data(cfg)
+    m = build_method(cfg, data, torch.device("cpu"))
+    ctx = StepContext(cfg=cfg, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
+    train = data.split("train")
+    idx = pool_indices(train, "all")
+    return cfg, data, m, ctx, train, train.batch(idx[:6])
+
+
+@pytest.mark.parametrize("method,channels", [("smile", 3), ("naive", 4), ("oracle", 4), ("spatial_ignore", 4)])
+def test_each_method_takes_a_finite_step(phantom, method: str, channels: int) -> None:
+    _, _, m, ctx, _, batch = _setup(phantom, method)
+    before = [p.detach().clone() for p in m.models.parameters()]
+    m.set_training(True)
+    logs = m.steps[0](m, {"all": batch}, ctx)
+    assert logs and all(torch.isfinite(v) for v in logs.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, m.models.parameters()))
+    assert m.segment(batch.image).shape[1] == channels
+
+
+def test_smile_gradient_is_exactly_zero_where_w_is_zero(phantom) -> None:
+    _, _, m, _, _, batch = _setup(phantom, "smile")
+    target, weight = smile_targets(batch)
+    assert bool((weight == 0).any()) and bool((weight == 1).any())
+    logits = m.segment(batch.image)
+    logits.retain_grad()
+    weighted_bce(logits, target, weight).backward()
+    assert torch.count_nonzero(logits.grad[weight == 0]) == 0
+    assert torch.count_nonzero(logits.grad[weight == 1]) > 0
+
+
+def test_naive_reads_the_partial_map_as_nnunet_does(phantom) -> None:
+    _, data, _, _, train, _ = _setup(phantom, "naive")
+    original = build_data(load_config("organs/naive", organs_overrides(*phantom))).split("train")
+    assert (train.status == MASK).all()                       # every slice, all-lost volumes included
+    assert torch.equal(train.masks, original.masks)           # hidden organs stay background, nothing revealed
+    assert len(pool_indices(train, "all")) == len(train) > len(pool_indices(original, "all")) - 1
+
+
+def test_oracle_needs_the_full_labels_option(phantom) -> None:
+    root, overlay = phantom
+    cfg = load_config("organs/oracle", [*organs_overrides(root, overlay), "data.organs.full_labels=false"])
+    with pytest.raises(WeaksegError, match="full_labels=true"):
+        build_method(cfg, build_data(cfg), torch.device("cpu"))
+    _, _, _, _, train, _ = _setup(phantom, "oracle")
+    assert torch.equal(train.masks, train.truth)
+
+
+def test_drop_incomplete_keeps_exactly_the_complete_volumes(phantom) -> None:
+    root, overlay = phantom
+    cfg = load_config("organs/drop_incomplete", organs_overrides(root, overlay))
+    data = build_data(cfg)
+    original = data.split("train")
+    complete = ~(original.status == UNKNOWN).any(1)
+    if not bool(complete.any()):
+        with pytest.raises(WeaksegError, match="no training volume"):
+            build_method(cfg, data, torch.device("cpu"))
+        return
+    build_method(cfg, data, torch.device("cpu"))
+    kept = pool_indices(data.split("train"), "all")
+    assert torch.equal(kept, complete.nonzero().squeeze(1))
+
+
+def test_spatial_ignore_ignores_background_of_incomplete_volumes(phantom) -> None:
+    from weakseg.losses.partial_label import spatial_ignore_targets
+    _, _, _, _, train, batch = _setup(phantom, "spatial_ignore")
+    target = spatial_ignore_targets(batch.mask, batch.status)
+    incomplete = (batch.status == UNKNOWN).any(1)
+    assert bool((target[incomplete] != -100).sum() == (batch.mask[incomplete].sum()))
+    assert not bool((target[~incomplete] == -100).any())
