@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     out = args.out or Path("runs") / Path(args.config).stem
     summary = fit_any(cfg, out, resume=args.resume, progress=False if args.no_progress else None)
-    print(json.dumps({"run_dir": str(out), **{k: summary[k] for k in ("steps", "best", "wall_time_s", "rounds")
-                                              if k in summary}}, default=str))
+    if summary.get("rank", 0) == 0:      # under torchrun, rank 0 reports for every process
+        print(json.dumps({"run_dir": str(out), **{k: summary[k] for k in ("steps", "best", "wall_time_s", "rounds")
+                                                  if k in summary}}, default=str))
     return 0

@@ -56,6 +56,7 @@ class DataConfig:
     preset: str | None = None          # a file configs/presets/<preset>.yaml applied under this config
     data_seed: int = 0                 # labelled subset, validation and test sets
     class_index: int = 0               # class of interest for the P / A pools
+    on_device: str = "auto"            # in-memory sets on the GPU once: auto (if < 1/4 of GPU memory) | always | never
     mnist: MnistConfig = field(default_factory=MnistConfig)
     brats: BratsConfig = field(default_factory=BratsConfig)
     organs: OrgansConfig = field(default_factory=OrgansConfig)
@@ -72,7 +73,8 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     steps: int = 2000                  # optimiser steps (one step = every step function once)
-    batch_size: int = 8                # images per stream: B P images (+ B A images where used)
+    batch_size: int = 8                # images per stream: B P images (+ B A images where used); the GLOBAL
+                                       # batch under torchrun (each of N processes takes B / N)
     lr: float = 1e-3
     lr_discriminator: float = 1e-3
     weight_decay: float = 1e-4         # coupled L2 through Adam's weight_decay, as the reference
@@ -90,6 +92,12 @@ class TrainConfig:
     max_skipped: int = 10              # skip: consecutive skipped steps before rolling back to last.pt (0 = never)
     max_rollbacks: int = 3             # skip: rollbacks before the run gives up
     min_labeled_per_batch: int = 0     # oversample labelled P images (0 = as the reference)
+    # Speed switches (docs/performance.md); none changes what is learned beyond float rounding.
+    compile: bool = False              # torch.compile every model (falls back to eager with a warning)
+    compile_mode: str = "default"      # default | reduce-overhead | max-autotune (torch.compile's mode)
+    compile_backend: str = "inductor"  # torch.compile backend; "eager"/"aot_eager" only trace (for tests)
+    channels_last: bool = False        # NHWC (NDHWC in 3D) weights and images; pays off with bf16 on GPU
+    pin_memory: bool = True            # CUDA: pin host batches so the copy to the GPU is asynchronous
 
 
 @dataclass

@@ -7,6 +7,7 @@ tensor of indices in one vectorised call (no per-sample Python loop for in-memor
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -72,6 +73,7 @@ class TensorSampleSet:
         self.case_ids = tuple(case_ids) if case_ids is not None else None
         given = (self.status == MASK) & self.has_mask[:, None]                  # (N, K)
         self.mask_nonempty = self.masks.flatten(2).any(-1) & given               # (N, K)
+        self._gather = (self.status, self.has_mask)   # copies on the images' device, for `batch`
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -84,11 +86,31 @@ class TensorSampleSet:
     def spatial_shape(self) -> tuple[int, ...]:
         return tuple(self.images.shape[2:])
 
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def to(self, device: torch.device | str) -> TensorSampleSet:
+        """A shallow copy whose images and masks (and gather copies of status / has_mask) live on ``device``.
+
+        ``status``, ``has_mask`` and ``mask_nonempty`` stay on the CPU for pools and metrics. Moving an
+        in-memory training set to the GPU once means batch gathering never waits on the host.
+        """
+        out = copy.copy(self)
+        out.images = self.images.to(device)
+        out.masks = self.masks.to(device)
+        out._gather = (self.status.to(device), self.has_mask.to(device))
+        return out
+
     def batch(self, index: Tensor) -> Batch:
+        """Gather the samples at ``index`` (any device). Case ids are filled only for a CPU ``index``: reading
+        a GPU index on the host would synchronise every training step."""
         index = index.to(torch.int64)
-        ids = tuple(self.case_ids[i] for i in index.tolist()) if self.case_ids is not None else ()
-        return Batch(self.images[index], self.status[index], self.masks[index], self.has_mask[index],
-                     index.clone(), ids)
+        ids = (tuple(self.case_ids[i] for i in index.tolist())
+               if self.case_ids is not None and index.device.type == "cpu" else ())
+        on = index.to(self.images.device)
+        status, has_mask = self._gather
+        return Batch(self.images[on], status[on], self.masks[on], has_mask[on], on.clone(), ids)
 
     def subset(self, keep: Tensor) -> TensorSampleSet:
         """A new set with the rows where ``keep`` (N,) bool is True (or the given indices)."""

@@ -52,36 +52,61 @@ class BatchStream(Iterator[Batch]):
 
     A pool smaller than the batch is cycled through several permutations. ``state_dict`` captures the
     position and the generator, so a resumed run draws exactly the batches it would have drawn.
+
+    ``batch_size`` is the global batch. With ``world_size`` > 1 every rank holds the same seeded stream
+    (the same permutations) and takes its contiguous share ``batch_size / world_size`` of each global
+    batch, rank ``r`` the ``r``-th share: 2 ranks x B/2 see exactly the images of 1 rank x B, and the
+    state (epoch, position, permutation, generator) is the same for any world size, so a run can resume
+    with another number of processes. With ``device`` set (the device of an in-memory set moved there),
+    the current permutation is copied there once per epoch and batches are indexed on the device.
     """
 
-    def __init__(self, data: SampleSet, indices: Tensor, batch_size: int, *, seed: int, name: str = "") -> None:
+    def __init__(self, data: SampleSet, indices: Tensor, batch_size: int, *, seed: int, name: str = "",
+                 rank: int = 0, world_size: int = 1, device: torch.device | str | None = None) -> None:
         if batch_size < 1:
             raise WeaksegError(f"batch size must be >= 1, got {batch_size}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise WeaksegError(f"rank {rank} is not in [0, world size {world_size})")
+        if batch_size % world_size:
+            raise WeaksegError(f"train.batch_size={batch_size} is the global batch and must divide by the "
+                               f"{world_size} processes; use a multiple of {world_size}, e.g. "
+                               f"--set train.batch_size={max(world_size, batch_size // world_size * world_size)}")
         if indices.numel() == 0:
             raise WeaksegError(f"sample pool {name or '?'} is empty: the dataset has no sample of this kind "
                                "(check the labelled fraction and the label statuses)")
         self.data = data
-        self.indices = indices.to(torch.int64)
+        self.indices = indices.to(torch.int64).cpu()
         self.batch_size = batch_size
+        self.rank, self.world_size = rank, world_size
+        self.local_batch_size = batch_size // world_size
         self.name = name
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.generator = torch.Generator().manual_seed(seed)
         self.epoch = 0
-        self._perm = torch.randperm(len(self.indices), generator=self.generator)
         self._pos = 0
+        self._indices_dev = self.indices.to(self.device)
+        self._set_perm(torch.randperm(len(self.indices), generator=self.generator))
+
+    def _set_perm(self, perm: Tensor) -> None:
+        self._perm = perm
+        self._order_dev = self._indices_dev[perm.to(self.device)]   # (M,) sample indices in draw order
 
     def _take(self) -> Tensor:
+        """This rank's indices of the next global batch. Returns (batch_size / world_size,) int64."""
         out = []
         need = self.batch_size
         while need > 0:
             if self._pos >= len(self._perm):
-                self._perm = torch.randperm(len(self.indices), generator=self.generator)
+                self._set_perm(torch.randperm(len(self.indices), generator=self.generator))
                 self._pos = 0
                 self.epoch += 1
-            chunk = self._perm[self._pos:self._pos + need]
+            chunk = self._order_dev[self._pos:self._pos + need]
             self._pos += len(chunk)
             need -= len(chunk)
             out.append(chunk)
-        return self.indices[torch.cat(out)]
+        full = out[0] if len(out) == 1 else torch.cat(out)                 # (batch_size,)
+        share = self.local_batch_size
+        return full[self.rank * share:(self.rank + 1) * share]
 
     def __next__(self) -> Batch:
         return self.data.batch(self._take())
@@ -93,5 +118,5 @@ class BatchStream(Iterator[Batch]):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch = int(state["epoch"])
         self._pos = int(state["pos"])
-        self._perm = state["perm"].clone()
+        self._set_perm(state["perm"].clone())
         self.generator.set_state(state["generator"])

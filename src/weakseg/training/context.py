@@ -11,6 +11,7 @@ from torch import Tensor
 
 from weakseg.config.schema import Config
 from weakseg.errors import WeaksegError
+from weakseg.training.distributed import World, all_true, average_gradients
 from weakseg.training.gradcheck import grads_finite   # reliab hook
 
 
@@ -38,7 +39,13 @@ def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
 
 @dataclass
 class StepContext:
-    """Per-run state shared by step functions (one instance per run)."""
+    """Per-run state shared by step functions (one instance per run).
+
+    Under ``torchrun`` (``world.world_size`` > 1) each rank holds its share of the global batch, and
+    ``update`` averages gradients across ranks. Every rank must therefore call ``update`` the same number of
+    times per step, in the same order: a step function must not skip an update because of its local batch
+    (pass a loss that does not require grad instead; ``update`` then steps nothing but still takes part).
+    """
 
     cfg: Config
     device: torch.device
@@ -46,6 +53,7 @@ class StepContext:
     dtype: torch.dtype | None = None
     step: int = 0
     skipped: int = 0                            # updates dropped by train.nonfinite=skip
+    world: World = field(default_factory=World)
     last_fault: str | None = None               # reliab: the latest non-finite loss/gradient, for logs
     _pending: list[tuple[int, Tensor, dict[str, Tensor]]] = field(default_factory=list)
 
@@ -62,16 +70,21 @@ class StepContext:
     def update(self, total: Tensor, terms: dict[str, Tensor], optimizers: Sequence[torch.optim.Optimizer]) -> bool:
         """Zero grads, backward ``total``, step ``optimizers`` unless the loss is non-finite.
 
+        ``total`` is cast to float32 first (under bf16 autocast a loss may come out in bf16). Under DDP the
+        finite check holds on every rank or on none, and gradients are averaged across ranks before the step.
         Returns whether the update was applied (always True when the check is deferred on GPU).
         """
         for opt in optimizers:
             opt.zero_grad(set_to_none=True)
-        finite = torch.isfinite(total.detach())
+        total = total.float()
+        finite = all_true(torch.isfinite(total.detach()), self.world)   # a collective under DDP, no host sync
         if self.check_every_step and not bool(finite):
             self._fault(self.step, terms)              # raises under "stop"
             self.skipped += 1
             return False
-        total.backward()
+        if total.requires_grad:
+            total.backward()
+        average_gradients(optimizers, self.world)      # first: a NaN on any rank reaches every rank's check
         # --- reliab hook: non-finite gradients (weakseg.training.faults), deferred on GPU like the loss
         grads_ok = grads_finite(optimizers)
         if self.check_every_step:
@@ -88,7 +101,8 @@ class StepContext:
 
     def _fault(self, step: int, terms: dict[str, Tensor]) -> None:
         bad = [name for name, value in terms.items() if not bool(torch.isfinite(value.detach()).all())]
-        what = f"loss term {', '.join(bad)}" if bad else f"the gradient of loss {' + '.join(terms) or 'total'}"
+        elsewhere = " (or a loss on another rank)" if self.world.enabled else ""
+        what = f"loss term {', '.join(bad)}" if bad else f"the gradient of loss {' + '.join(terms) or 'total'}{elsewhere}"
         self.last_fault = f"{what} became non-finite at step {step}"      # reliab: read by FaultGuard
         if self.cfg.train.nonfinite == "stop":
             raise NonFiniteLossError(

@@ -3,13 +3,20 @@
 It seeds, builds data and method, draws one batch per stream, runs the method's step functions, logs,
 evaluates on the validation split, keeps ``best.pt`` on the selection metric and ``last.pt`` every
 ``train.checkpoint_every`` steps, and resumes exactly from ``last.pt``.
+
+Under ``torchrun`` (``weakseg.training.distributed``) every rank runs this loop on its share of each global
+batch; rank 0 alone writes the run folder, logs, shows the progress bar, evaluates and checkpoints.
+Speed switches (``train.compile``, ``train.channels_last``, ``data.on_device``, ``train.pin_memory``) are
+applied here, so methods never see them. Nothing in the step reads a GPU value on the host: loss sums stay
+on the device and are read every ``train.log_every`` steps.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +25,31 @@ from tqdm.auto import tqdm
 
 from weakseg.config.io import diff_configs, dump_yaml, to_dict
 from weakseg.config.schema import Config
+from weakseg.data.batch import Batch
+from weakseg.data.datasets import TensorSampleSet
 from weakseg.data.mixing import MixedStream
 from weakseg.data.registry import DataBundle, build_data
 from weakseg.data.samplers import BatchStream, pool_indices
 from weakseg.errors import WeaksegError
 from weakseg.methods.registry import Method, build_method
 from weakseg.training.checkpoint import load_checkpoint, save_checkpoint
+from weakseg.training import distributed
 from weakseg.training.context import StepContext, amp_dtype, resolve_device
+from weakseg.training.distributed import World
 from weakseg.training.faults import FaultGuard          # reliab hook
 from weakseg.training.logging import RunLogger, flatten_scalars
 from weakseg.training.seed import capture_rng, restore_rng, seed_everything
 from weakseg.training.signals import StopRequest        # reliab hook
 
-# Keys that may change between a run and its resumption (they do not change what is learned).
+_log = logging.getLogger("weakseg")
+
+# Keys that may change between a run and its resumption (they do not change what is learned, beyond float
+# rounding for the speed switches). The number of processes may change too: streams are world-size agnostic.
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
-                     "train.device", "eval.batch_size", "eval.checkpoint",
+                     "train.device", "eval.batch_size", "eval.checkpoint", "train.compile", "train.compile_mode",
+                     "train.compile_backend", "train.channels_last", "train.pin_memory", "data.on_device",
                      "train.nonfinite", "train.max_skipped", "train.max_rollbacks")   # reliab: fault policy
+ON_DEVICE_SHARE = 0.25          # data.on_device=auto moves in-memory sets when they take < 1/4 of GPU memory
 
 
 @dataclass
@@ -53,20 +69,135 @@ class RunPaths:
         return self.root / "config.yaml"
 
 
-def build_streams(cfg: Config, data: DataBundle, method: Method) -> dict[str, BatchStream]:
+def build_streams(cfg: Config, data: DataBundle, method: Method, world: World | None = None) -> dict[str, BatchStream]:
+    """One stream per method stream; ``train.batch_size`` is the global batch, shared out over ``world``."""
+    world = world or World()
     train = data.split("train")
+    device = getattr(train, "device", None)
     streams = {}
     for i, (name, pool) in enumerate(sorted(method.streams.items())):
         idx = pool_indices(train, pool, class_index=cfg.data.class_index)
         seed = cfg.train.seed * 1009 + i
+        shard = {"rank": world.rank, "world_size": world.world_size, "device": device}
         m = cfg.train.min_labeled_per_batch
         if m > 0 and pool in ("p", "all") and m < cfg.train.batch_size:   # oversample labelled images
+            if m % world.world_size:
+                raise WeaksegError(f"train.min_labeled_per_batch={m} must divide by the {world.world_size} processes "
+                                   "(each takes its share of the labelled images too); use a multiple of "
+                                   f"{world.world_size}")
             lab = pool_indices(train, "labelled", class_index=cfg.data.class_index)
-            streams[name] = MixedStream(BatchStream(train, lab, m, seed=seed + 500, name="labelled"),
-                                        BatchStream(train, idx, cfg.train.batch_size - m, seed=seed, name=name))
+            streams[name] = MixedStream(BatchStream(train, lab, m, seed=seed + 500, name="labelled", **shard),
+                                        BatchStream(train, idx, cfg.train.batch_size - m, seed=seed, name=name,
+                                                    **shard))
         else:
-            streams[name] = BatchStream(train, idx, cfg.train.batch_size, seed=seed, name=name)
+            streams[name] = BatchStream(train, idx, cfg.train.batch_size, seed=seed, name=name, **shard)
     return streams
+
+
+def check_speed_options(cfg: Config) -> None:
+    t = cfg.train
+    if t.compile_mode not in ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"):
+        raise WeaksegError(f"train.compile_mode must be default, reduce-overhead, max-autotune or "
+                           f"max-autotune-no-cudagraphs, got {t.compile_mode!r}")
+    if cfg.data.on_device not in ("auto", "always", "never"):
+        raise WeaksegError(f"data.on_device must be auto, always or never, got {cfg.data.on_device!r}")
+
+
+def _nbytes(split: TensorSampleSet) -> int:
+    return sum(t.numel() * t.element_size() for t in (split.images, split.masks))
+
+
+def move_data_to_device(cfg: Config, data: DataBundle, device: torch.device) -> list[str]:
+    """Move in-memory splits to the GPU once (``data.on_device``); returns the names moved.
+
+    Sets read from disk (not ``TensorSampleSet``) stay where they are; their batches are pinned instead.
+    """
+    if device.type != "cuda" or cfg.data.on_device == "never":
+        return []
+    splits = {k: v for k, v in data.splits.items() if isinstance(v, TensorSampleSet) and v.device.type == "cpu"}
+    total = sum(_nbytes(v) for v in splits.values())
+    if cfg.data.on_device == "auto" and total > ON_DEVICE_SHARE * torch.cuda.get_device_properties(device).total_memory:
+        _log.info(f"data.on_device=auto: the in-memory splits take {total / 2**30:.1f} GiB, more than "
+                  f"{ON_DEVICE_SHARE:.0%} of the GPU; they stay on the CPU (set data.on_device=always to force)")
+        return []
+    for name, split in splits.items():
+        data.splits[name] = split.to(device)
+    return sorted(splits)
+
+
+def to_channels_last(model: torch.nn.Module) -> None:
+    """NHWC for 4D and NDHWC for 5D parameters and buffers, in place (``Module.to(memory_format=)`` would
+    apply one format to both ranks and fail on a 3D network's 4D tensors or the reverse)."""
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.dim() in (4, 5):
+            t.data = t.data.contiguous(memory_format=torch.channels_last if t.dim() == 4 else torch.channels_last_3d)
+
+
+def apply_speed_switches(cfg: Config, method: Method, device: torch.device) -> list[str]:
+    """channels_last and torch.compile on every model of ``method``, in place; returns what was applied.
+
+    ``Module.compile`` compiles the module's ``__call__`` in place: ``state_dict`` keys, checkpoints and the
+    method's ``segment`` (an unwrapped method such as ``gen.segment``) stay as they are. Spectral norm
+    (a parametrization whose power iteration updates buffers under ``no_grad``) and the decoders' ``mode``
+    argument (a Python int: one specialised graph per mode) both trace; a graph that still fails to
+    compile runs eagerly (``suppress_errors``) with torch's warning, and the run goes on.
+    """
+    applied = []
+    if cfg.train.channels_last:
+        for model in method.models.values():
+            to_channels_last(model)
+        applied.append("channels_last")
+    if cfg.train.compile:
+        import torch._dynamo as dynamo
+
+        dynamo.config.suppress_errors = True             # fall back to eager per graph instead of crashing
+        try:
+            for model in method.models.values():
+                model.compile(mode=None if cfg.train.compile_mode == "default" else cfg.train.compile_mode,
+                              backend=cfg.train.compile_backend)
+            applied.append(f"compile({cfg.train.compile_backend}, {cfg.train.compile_mode})")
+        except Exception as err:  # an unsupported platform raises at compile() already
+            _log.warning(f"train.compile: torch.compile is unavailable here ({type(err).__name__}: {err}); "
+                         "training runs eagerly")
+    return applied
+
+
+def _batch_to(batch: Batch, device: torch.device, *, pin: bool, channels_last: bool) -> Batch:
+    """Move a batch to ``device`` without a host sync: pinned host memory makes the copy asynchronous."""
+    if device.type == "cuda" and batch.image.device.type == "cpu" and pin:
+        batch = replace(batch, image=batch.image.pin_memory(), status=batch.status.pin_memory(),
+                        mask=batch.mask.pin_memory(), has_mask=batch.has_mask.pin_memory(),
+                        index=batch.index.pin_memory())
+    batch = batch.to(device, non_blocking=True)
+    if channels_last and batch.image.dim() in (4, 5):
+        fmt = torch.channels_last if batch.image.dim() == 4 else torch.channels_last_3d
+        batch = replace(batch, image=batch.image.contiguous(memory_format=fmt))
+    return batch
+
+
+class _SilentLogger:
+    """What ranks other than 0 log: nothing."""
+
+    def info(self, message: str) -> None:
+        pass
+
+    def scalars(self, step: int, split: str, values: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _fork_rng(cfg: Config, ctx: StepContext, world: World, start: int) -> None:
+    """Give ranks > 0 their own random streams (dropout, noise); rank 0 keeps the single-process ones.
+
+    Derived from (seed, rank, start step), so resuming with any number of processes is reproducible.
+    """
+    if world.rank == 0:
+        return
+    fork = (cfg.train.seed * 1_000_003 + world.rank * 7_919 + start) % 2**63
+    seed_everything(fork)
+    ctx.generator.manual_seed(fork + 1)
 
 
 def check_inputs(data: DataBundle, streams: dict[str, BatchStream]) -> None:
@@ -108,10 +239,8 @@ def _better(value: float | None, best: dict[str, Any] | None, mode: str) -> bool
     return value > best["value"] if mode == "max" else value < best["value"]
 
 
-def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
-    """Train ``cfg`` into ``run_dir``; returns a summary (steps, best, wall time, last validation)."""
-    paths = RunPaths(Path(run_dir))
-    ckpt = None
+def _load_for_resume(cfg: Config, paths: RunPaths, resume: bool) -> dict[str, Any] | None:
+    """Rank 0's checks of the run folder; returns the checkpoint to resume from (or None)."""
     if resume:
         if not paths.last.is_file():
             raise WeaksegError(f"--resume: no checkpoint at {paths.last}; start without --resume")
@@ -120,18 +249,59 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: boo
         if changed:
             raise WeaksegError(f"--resume: the config differs from the run's in {', '.join(changed)}; "
                                f"only {', '.join(RESUMABLE_CHANGES)} may change (or use a new --out folder)")
-    elif paths.last.is_file():
+        return ckpt
+    if paths.last.is_file():
         raise WeaksegError(f"{paths.root} already holds a run (checkpoints/last.pt); pass --resume to continue it "
                            "or choose another --out folder")
+    return None
+
+
+def _on_main(world: World, fn: Any, *args: Any) -> Any:
+    """Run ``fn`` on rank 0 and hand its result, or its ``WeaksegError``, to every rank."""
+    result, error = None, None
+    if world.is_main:
+        try:
+            result = fn(*args)
+        except WeaksegError as err:
+            if not world.enabled:
+                raise
+            error = err
+    result, error = distributed.broadcast_object((result, error), world)
+    if error is not None:
+        raise error
+    return result
+
+
+def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
+    """Train ``cfg`` into ``run_dir``; returns a summary (steps, best, wall time, last validation).
+
+    Launched by ``torchrun``, each process calls this with the same arguments: rank 0 writes ``run_dir``.
+    """
+    paths = RunPaths(Path(run_dir))
+    check_speed_options(cfg)
+    world, device = distributed.init_distributed(resolve_device(cfg.train.device))
+    try:
+        return _fit(cfg, paths, world, device, resume=resume, progress=progress)
+    finally:
+        distributed.teardown(world)
+
+
+def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, resume: bool,
+         progress: bool | None) -> dict[str, Any]:
+    if cfg.train.batch_size % world.world_size:
+        raise WeaksegError(f"train.batch_size={cfg.train.batch_size} is the global batch and must divide by the "
+                           f"{world.world_size} processes; use a multiple of {world.world_size}")
+    ckpt = _on_main(world, _load_for_resume, cfg, paths, resume)
 
     seed_everything(cfg.train.seed)
-    device = resolve_device(cfg.train.device)
     data = build_data(cfg)
+    moved = move_data_to_device(cfg, data, device)
     method = build_method(cfg, data, device)
-    streams = build_streams(cfg, data, method)
-    check_inputs(data, streams)
+    streams = build_streams(cfg, data, method, world)
+    if world.is_main:
+        check_inputs(data, streams)
     gen_device = device if device.type == "cuda" else torch.device("cpu")
-    ctx = StepContext(cfg=cfg, device=device, dtype=amp_dtype(cfg, device),
+    ctx = StepContext(cfg=cfg, device=device, dtype=amp_dtype(cfg, device), world=world,
                       generator=torch.Generator(device=gen_device).manual_seed(cfg.train.seed + 7919))
 
     start, best = 0, None
@@ -146,28 +316,64 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: boo
         restore_rng(ckpt["rng"])
         ctx.generator.set_state(ckpt["generator"])
         start, best = int(ckpt["step"]), ckpt["best"]
+    distributed.broadcast_parameters(method.models.values(), world)   # every rank starts from rank 0's weights
+    _fork_rng(cfg, ctx, world, start)
+    speed = apply_speed_switches(cfg, method, device)
 
-    paths.root.mkdir(parents=True, exist_ok=True)
-    (paths.root / "checkpoints").mkdir(exist_ok=True)
-    dump_yaml(cfg, paths.config)
-    logger = RunLogger(paths.root)
-    logger.info(f"{'resuming' if ckpt else 'starting'} {cfg.method} at step {start}/{cfg.train.steps} on {device}; "
+    if world.is_main:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        (paths.root / "checkpoints").mkdir(exist_ok=True)
+        dump_yaml(cfg, paths.config)
+    logger: RunLogger | _SilentLogger = RunLogger(paths.root) if world.is_main else _SilentLogger()
+    where = f"{device}" + (f" x {world.world_size} processes (global batch {cfg.train.batch_size})"
+                           if world.enabled else "")
+    logger.info(f"{'resuming' if ckpt else 'starting'} {cfg.method} at step {start}/{cfg.train.steps} on {where}; "
                 f"data {cfg.data.name}: {data.info}")
     n_params = {name: sum(p.numel() for p in m.parameters() if p.requires_grad) for name, m in method.models.items()}
     logger.info(f"trainable parameters: {n_params}")
+    if moved or speed:
+        logger.info(f"speed: splits on {device}: {moved or 'none'}; {', '.join(speed) or 'eager'}; "
+                    f"autocast {ctx.dtype or 'off'}")
+
+    def save(path: Path, step: int, best_: dict[str, Any] | None) -> None:
+        if world.is_main:
+            save_checkpoint(_state(method, streams, ctx, cfg, step, best_), path)
+
+    def validate(done: int, best_: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        # Rank 0 evaluates the whole validation split while the others wait: data.evaluate is dataset-specific
+        # (it does not expose its metric counts to reduce), and one process gives exactly the single-GPU metrics.
+        method.set_training(False)
+        with torch.no_grad():
+            valid = data.evaluate(method.segment, data.split("valid"), cfg, device)
+        logger.scalars(done, "valid", valid)
+        flat = flatten_scalars(valid)
+        metric = cfg.train.select_metric
+        metric = f"{metric}/mean" if metric not in flat and f"{metric}/mean" in flat else metric
+        if metric not in flat:
+            raise WeaksegError(f"train.select_metric={cfg.train.select_metric!r} is not a validation metric; "
+                               f"choose one of {', '.join(flat)}")
+        value = flat[metric]
+        if _better(value, best_, cfg.train.select_mode):
+            best_ = {"metric": cfg.train.select_metric, "value": value, "step": done}
+            save(paths.best, done, best_)
+            logger.info(f"step {done}: new best {cfg.train.select_metric}={value:.4f}")
+        return valid, best_
 
     t0 = time.time()
+    wall = 0.0
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}                  # terms may be absent in some steps (no labelled image)
     last_valid: dict[str, Any] = {}
-    bar = tqdm(total=cfg.train.steps, initial=start, disable=None if progress is None else not progress,
-               desc=f"{cfg.method}", dynamic_ncols=True)
+    hide = True if not world.is_main else (None if progress is None else not progress)   # None: tqdm decides (tty)
+    bar = tqdm(total=cfg.train.steps, initial=start, disable=hide, desc=f"{cfg.method}", dynamic_ncols=True)
+    pin, channels_last = cfg.train.pin_memory, cfg.train.channels_last
     guard = FaultGuard(cfg, method, paths.last)           # reliab hook: rollback after repeated skips
     stop = StopRequest().install()                        # reliab hook: SIGTERM/SIGINT -> checkpoint, exit
     try:
         for step in range(start, cfg.train.steps):
             ctx.step = step
-            batches = {name: next(s).to(device, non_blocking=True) for name, s in streams.items()}
+            batches = {name: _batch_to(next(s), device, pin=pin, channels_last=channels_last)
+                       for name, s in streams.items()}
             method.set_training(True)
             logs: dict[str, torch.Tensor] = {}
             for step_fn in method.steps:
@@ -181,44 +387,32 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: boo
 
             if done % cfg.train.log_every == 0 or done == cfg.train.steps:
                 ctx.check_pending()
-                means = {k: float(v) / counts[k] for k, v in sums.items()}
+                means = distributed.reduce_means(sums, counts, world)   # over every rank's share
                 logger.scalars(done, "train", means | {"skipped_updates": ctx.skipped})
                 bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(means.items())[:4]})
                 sums, counts = {}, {}
 
             if done % cfg.train.eval_every == 0 or done == cfg.train.steps:
-                method.set_training(False)
-                with torch.no_grad():
-                    last_valid = data.evaluate(method.segment, data.split("valid"), cfg, device)
-                logger.scalars(done, "valid", last_valid)
-                flat = flatten_scalars(last_valid)
-                metric = cfg.train.select_metric
-                metric = f"{metric}/mean" if metric not in flat and f"{metric}/mean" in flat else metric
-                if metric not in flat:
-                    raise WeaksegError(f"train.select_metric={cfg.train.select_metric!r} is not a validation metric; "
-                                       f"choose one of {', '.join(flat)}")
-                value = flat[metric]
-                if _better(value, best, cfg.train.select_mode):
-                    best = {"metric": cfg.train.select_metric, "value": value, "step": done}
-                    ctx.check_pending()
-                    save_checkpoint(_state(method, streams, ctx, cfg, done, best), paths.best)
-                    logger.info(f"step {done}: new best {cfg.train.select_metric}={value:.4f}")
+                ctx.check_pending()
+                last_valid, best = _on_main(world, validate, done, best)
 
             if done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps:
                 ctx.check_pending()
-                save_checkpoint(_state(method, streams, ctx, cfg, done, best), paths.last)
+                save(paths.last, done, best)
 
             if stop.requested:                            # reliab hook: after the step's eval/checkpoint
                 ctx.check_pending()
-                stop.stop(done, lambda: save_checkpoint(_state(method, streams, ctx, cfg, done, best), paths.last))
+                stop.stop(done, lambda: (save(paths.last, done, best), paths.last)[1])
+        distributed.barrier(world)              # rank 0's last checkpoint is written before anyone returns
     finally:
         stop.restore()                                    # reliab hook
         bar.close()
         wall = time.time() - t0
         logger.info(f"stopped after {wall:.1f} s")
         logger.close()
-    if best is None and not paths.best.exists() and paths.last.exists():
+    if world.is_main and best is None and not paths.best.exists() and paths.last.exists():
         # No finite validation value ever: best is the last state, said so in the summary.
-        save_checkpoint(_state(method, streams, ctx, cfg, cfg.train.steps, None), paths.best)
+        save(paths.best, cfg.train.steps, None)
     return {"steps": cfg.train.steps, "start_step": start, "best": best, "wall_time_s": wall,
-            "valid": last_valid, "device": str(device), "parameters": n_params}
+            "valid": last_valid, "device": str(device), "parameters": n_params, "world_size": world.world_size,
+            "rank": world.rank}
