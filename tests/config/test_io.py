@@ -86,3 +86,9 @@ def test_round_trip_through_yaml(tmp_path) -> None:
 def test_parse_override_needs_equals() -> None:
     with pytest.raises(WeaksegError, match="KEY=VALUE"):
         parse_override("train.steps")
+
+
+def test_bare_off_is_read_as_the_word_off() -> None:
+    assert load_config(None, ["train.amp=off"]).train.amp == "off"
+    with pytest.raises(WeaksegError, match="train.amp"):
+        load_config(None, ["train.amp=on"])

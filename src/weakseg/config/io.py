@@ -177,7 +177,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return float(value)
         raise WeaksegError(f"config key {where!r} must be a number, got {value!r}")
     if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        if isinstance(value, bool):          # YAML reads a bare off/on/no/yes as a boolean
+            return "off" if value is False else "on"
+        if isinstance(value, (str, int, float)):
             return str(value)
         raise WeaksegError(f"config key {where!r} must be a string, got {value!r}")
     return value
