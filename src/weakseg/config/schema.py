@@ -92,7 +92,7 @@ class TrainConfig:
     max_skipped: int = 10              # skip: consecutive skipped steps before rolling back to last.pt (0 = never)
     max_rollbacks: int = 3             # skip: rollbacks before the run gives up
     min_labeled_per_batch: int = 0     # oversample labelled P images (0 = as the reference)
-    # Speed switches (docs/performance.md); none changes what is learned beyond float rounding.
+    # Speed switches (README "Performance"); none changes what is learned beyond float rounding.
     compile: bool = False              # torch.compile every model (falls back to eager with a warning)
     compile_mode: str = "default"      # default | reduce-overhead | max-autotune (torch.compile's mode)
     compile_backend: str = "inductor"  # torch.compile backend; "eager"/"aot_eager" only trace (for tests)

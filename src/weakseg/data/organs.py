@@ -305,7 +305,9 @@ def load_organs(root: str | Path, *, classes: Sequence[str] = (), status_overlay
 
 def _codes(st: Mapping[str, str], case_id: str, classes: list[str], depth: int) -> Tensor:
     """One volume's statuses inherited by its ``depth`` slices. Shape: (depth, K) int8."""
-    sl = slice_status({c: st[c] for c in classes})
+    # A single-slice case (2D data stored as NIfTI) is its own slice: its statuses hold as given, so a
+    # `present` 2D image stays a GenSeg P image (smile.md §15.2, "a case per slice").
+    sl = {c: st[c] for c in classes} if depth == 1 else slice_status({c: st[c] for c in classes})
     return status_codes_table({case_id: sl}, [case_id], classes).expand(depth, len(classes))
 
 
