@@ -61,8 +61,9 @@ def build_streams(cfg: Config, data: DataBundle, method: Method) -> dict[str, Ba
         seed = cfg.train.seed * 1009 + i
         m = cfg.train.min_labeled_per_batch
         if m > 0 and pool in ("p", "all") and m < cfg.train.batch_size:   # oversample labelled images
-            lab = pool_indices(train, "labelled", class_index=cfg.data.class_index)
-            streams[name] = MixedStream(BatchStream(train, lab, m, seed=seed + 500, name="labelled"),
+            pool_m = cfg.train.labelled_pool
+            lab = pool_indices(train, pool_m, class_index=cfg.data.class_index)
+            streams[name] = MixedStream(BatchStream(train, lab, m, seed=seed + 500, name=pool_m),
                                         BatchStream(train, idx, cfg.train.batch_size - m, seed=seed, name=name))
         else:
             streams[name] = BatchStream(train, idx, cfg.train.batch_size, seed=seed, name=name)
