@@ -24,6 +24,19 @@ def test_pools_follow_status_only() -> None:
         pool_indices(data, "sick")
 
 
+def test_any_positive_pool_reads_only_visible_masks() -> None:
+    from weakseg.data.datasets import TensorSampleSet
+    from weakseg.data.status import UNKNOWN
+    masks = torch.zeros(4, 2, 3, 3, dtype=torch.uint8)
+    masks[0, 0, 1, 1] = 1          # visible positive of class 0
+    masks[1, 1, 0, 0] = 1          # voxels of a class whose status is unknown: not a visible positive
+    masks[3, 1, 2, 2] = 1          # visible positive of class 1
+    status = torch.tensor([[MASK, UNKNOWN], [MASK, UNKNOWN], [MASK, MASK], [ABSENT, MASK]], dtype=torch.int8)
+    data = TensorSampleSet(torch.zeros(4, 1, 3, 3), status, masks, torch.ones(4, dtype=torch.bool),
+                           class_names=["a", "b"])
+    assert pool_indices(data, "any_positive").tolist() == [0, 3]
+
+
 def test_stream_cycles_small_pools_and_resumes_exactly() -> None:
     data = toy_split(30, 0)
     idx = pool_indices(data, "labelled")

@@ -196,6 +196,22 @@ def test_cross_entropy_ignores_and_never_nans() -> None:
     assert empty.item() == 0.0 and torch.all(logits.grad == 0)
 
 
+def test_cross_entropy_class_weight_is_a_weighted_mean() -> None:
+    logits = torch.randn(3, 4, 5)
+    target = spatial_ignore_targets(MASK, STATUS)
+    keep = target != -100
+    w = torch.tensor([1.0, 2.0, 5.0, 10.0])
+    ref = torch.nn.functional.cross_entropy(logits.permute(0, 2, 1)[keep], target[keep], weight=w)
+    torch.testing.assert_close(cross_entropy(logits, target, class_weight=w.tolist()), ref)
+    # by hand: sum of w[y] * nll over kept voxels / sum of w[y]
+    nll = -torch.log_softmax(logits, 1).gather(1, target.clamp_min(0)[:, None])[:, 0]
+    hand = (w[target.clamp_min(0)] * nll)[keep].sum() / w[target[keep]].sum()
+    torch.testing.assert_close(cross_entropy(logits, target, class_weight=w), hand)
+    assert cross_entropy(logits, torch.full((3, 5), -100), class_weight=w).item() == 0.0
+    with pytest.raises(ValueError, match="class_weight"):
+        cross_entropy(logits, target, class_weight=[1.0, 2.0])
+
+
 def test_drop_incomplete() -> None:
     st = {"a": {"liver": "mask", "stomach": "absent"}, "b": {"liver": "mask", "stomach": "unknown"},
           "c": {"liver": "present", "stomach": "mask"}, "d": {"liver": "mask", "stomach": "mask"}}

@@ -97,3 +97,18 @@ def test_spatial_ignore_ignores_background_of_incomplete_volumes(phantom) -> Non
     incomplete = (batch.status == UNKNOWN).any(1)
     assert bool((target[incomplete] != -100).sum() == (batch.mask[incomplete].sum()))
     assert not bool((target[~incomplete] == -100).any())
+
+
+def test_half_positive_batches_and_ce_weight(phantom) -> None:
+    from weakseg.training.loop import build_streams
+    cfg, data, m, ctx, train, _ = _setup(phantom, "naive", "train.batch_size=6", "train.min_labeled_per_batch=3",
+                                         "train.labelled_pool=any_positive", "smile.ce_weight=[1,2,5,10]")
+    stream = build_streams(cfg, data, m)["all"]
+    for _ in range(5):
+        b = next(stream)
+        visible = (b.mask.flatten(2).any(-1) & (b.status == MASK)).any(1)                  # (B,)
+        assert b.image.shape[0] == 6 and bool(visible[:3].all())
+    m.set_training(True)
+    assert torch.isfinite(m.steps[0](m, {"all": b}, ctx)["loss/ce"])
+    with pytest.raises(WeaksegError, match="ce_weight"):
+        _setup(phantom, "oracle", "smile.ce_weight=[1,2]")

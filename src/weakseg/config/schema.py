@@ -92,6 +92,7 @@ class TrainConfig:
     max_skipped: int = 10              # skip: consecutive skipped steps before rolling back to last.pt (0 = never)
     max_rollbacks: int = 3             # skip: rollbacks before the run gives up
     min_labeled_per_batch: int = 0     # oversample labelled P images (0 = as the reference)
+    labelled_pool: str = "labelled"    # pool of those images: labelled (class_index) | any_positive (multi-class)
     # Speed switches (README "Performance"); none changes what is learned beyond float rounding.
     compile: bool = False              # torch.compile every model (falls back to eager with a warning)
     compile_mode: str = "default"      # default | reduce-overhead | max-autotune (torch.compile's mode)
@@ -140,6 +141,7 @@ class SmileConfig:
     normalisation: str = "known_mean"  # known_mean | all_mean | class_mean | sum
     dice_weight: float = 0.0
     pos_weight: list[float] | None = None   # per class, on the positive BCE term
+    ce_weight: list[float] | None = None    # softmax baselines: per-class CE weight, K+1 values, background first
 
 
 @dataclass

@@ -6,6 +6,8 @@ Pools are read from label status only, never from hidden ground truth:
 - ``p``: the presence domain (``present``, or ``mask`` non-empty);
 - ``a``: the absence domain (``absent``, or ``mask`` empty);
 - ``unlabelled_p``: P samples without a mask;
+- ``any_positive``: samples with a non-empty given mask of any class (multi-class half-positive
+  sampling, smile.md §6; visible labels only);
 - ``all``: every sample with at least one known label (a case with every class ``unknown`` carries no
   signal and is skipped).
 """
@@ -23,8 +25,8 @@ from weakseg.data.datasets import SampleSet
 from weakseg.data.status import ABSENT, MASK, PRESENT, UNKNOWN
 from weakseg.errors import WeaksegError
 
-Pool = Literal["labelled", "p", "a", "unlabelled_p", "all"]
-POOLS: tuple[str, ...] = ("labelled", "p", "a", "unlabelled_p", "all")
+Pool = Literal["labelled", "p", "a", "unlabelled_p", "any_positive", "all"]
+POOLS: tuple[str, ...] = ("labelled", "p", "a", "unlabelled_p", "any_positive", "all")
 
 
 def pool_indices(data: SampleSet, pool: str, *, class_index: int = 0) -> Tensor:
@@ -40,6 +42,8 @@ def pool_indices(data: SampleSet, pool: str, *, class_index: int = 0) -> Tensor:
         keep = (status == ABSENT) | (given & ~nonempty)
     elif pool == "unlabelled_p":
         keep = status == PRESENT
+    elif pool == "any_positive":
+        keep = ((data.status == MASK) & data.mask_nonempty).any(1) & data.has_mask
     elif pool == "all":
         keep = (data.status != UNKNOWN).any(1)
     else:

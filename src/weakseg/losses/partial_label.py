@@ -228,15 +228,29 @@ def spatial_ignore_targets(mask: Tensor, status: Tensor, *, ignore_index: int = 
     return torch.where(ignore, torch.full_like(label, ignore_index), label)
 
 
-def cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = -100) -> Tensor:
+def cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = -100,
+                  class_weight: Tensor | Sequence[float] | None = None) -> Tensor:
     """Mean cross-entropy over non-ignored voxels, in float32; 0 (not NaN) when every voxel is ignored.
+
+    With ``class_weight`` (K+1 values, background first) each voxel's term is weighted by its target
+    class and the sum is divided by the sum of those weights (PyTorch's ``reduction="mean"`` with
+    ``weight=``): the softmax baselines' imbalance lever, as ``pos_weight`` is SMILE's.
 
     Shape:
         logits: (B, K+1, *S); target: (B, *S) int64 (``ignore_index`` allowed). Returns a scalar.
     """
     with _no_autocast(logits.device):
-        loss = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum")
-        return loss / (target != ignore_index).sum().clamp_min(1)
+        w = None
+        if class_weight is not None:
+            w = torch.as_tensor(class_weight, dtype=torch.float32, device=logits.device)
+            if tuple(w.shape) != (logits.shape[1],):
+                raise ValueError(f"cross_entropy: class_weight must have shape ({logits.shape[1]},) for "
+                                 f"{logits.shape[1]} output channels, got {tuple(w.shape)}")
+        loss = F.cross_entropy(logits.float(), target, weight=w, ignore_index=ignore_index, reduction="sum")
+        keep = target != ignore_index
+        if w is None:
+            return loss / keep.sum().clamp_min(1)
+        return loss / w[target.clamp_min(0)].masked_fill(~keep, 0).sum().clamp_min(1e-12)
 
 
 def drop_incomplete(statuses: Mapping[str, Mapping[str, str]]) -> list[str]:

@@ -93,7 +93,7 @@ def _ce_step(targets_fn):
         target = targets_fn(batch)                                                                # (B, H, W)
         with ctx.autocast():
             logits = method.models["segmenter"](batch.image)                                      # (B, K+1, H, W)
-        loss = cross_entropy(logits, target)
+        loss = cross_entropy(logits, target, class_weight=ctx.cfg.smile.ce_weight)
         ctx.update(loss, {"loss/ce": loss}, [method.optimizers["segmenter"]])
         return {"loss/ce": loss.detach()}
     return step
@@ -105,6 +105,10 @@ spatial_ignore_step = _ce_step(lambda b: spatial_ignore_targets(b.mask, b.status
 
 # --------------------------------------------------------------------------------------------- builders
 def _method(name: str, cfg: Config, data: DataBundle, device: torch.device, n_out: int, step) -> Method:
+    cw = cfg.smile.ce_weight
+    if name in SOFTMAX_METHODS and cw is not None and len(cw) != n_out:
+        raise WeaksegError(f"smile.ce_weight has {len(cw)} values for {n_out} softmax outputs; give background "
+                           "first, then one per class, or null")
     seg = _segmenter(cfg, data, device, n_out)
     return Method(name=name, models=nn.ModuleDict({"segmenter": seg}),
                   optimizers={"segmenter": adam(seg.parameters(), cfg)}, steps=(step,), streams={"all": "all"},
