@@ -61,6 +61,7 @@ from weakseg.data.formats.brats import (
 )
 from weakseg.data.status import ABSENT, MASK, PRESENT, UNKNOWN
 from weakseg.errors import WeaksegError
+from weakseg.fsutil import swap_in_folder
 
 log = logging.getLogger(__name__)
 
@@ -254,13 +255,7 @@ def convert_brats(
         _write_json(tmp / "index.json", index)
         _write_json(tmp / "splits.json", {s: list(split_ids[s]) for s in SPLITS})
         _write_json(tmp / "conversion_report.json", report)
-        if dst.exists():        # overwrite=True: swap, then drop the old copy
-            old = dst.parent / f"{dst.name}.old-{os.getpid()}"
-            os.replace(dst, old)
-            os.replace(tmp, dst)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, dst)
+        swap_in_folder(tmp, dst)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -45,6 +45,7 @@ from weakseg.data.formats.brats import (
 )
 from weakseg.data.formats.nifti import geometry_problem, load_volume, read_header, save_volume
 from weakseg.errors import WeaksegError
+from weakseg.fsutil import swap_in_folder
 
 log = logging.getLogger(__name__)
 
@@ -315,13 +316,7 @@ def predict_folder(
             "seconds": round(time.perf_counter() - t0, 3),
         }
         (tmp / "predict_report.json").write_text(json.dumps(report, indent=1) + "\n")
-        if out_dir.exists():
-            old = out_dir.parent / f"{out_dir.name}.old-{os.getpid()}"
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out_dir)
+        swap_in_folder(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -30,6 +30,7 @@ import weakseg
 from weakseg.data.formats.brats import raise_problems
 from weakseg.data.formats.nifti import geometry_problem, load_volume, read_header, save_volume
 from weakseg.errors import WeaksegError
+from weakseg.fsutil import swap_in_folder
 
 REQUIRED_KEYS: tuple[str, ...] = ("channel_names", "labels", "numTraining", "file_ending")
 SPLIT_FOLDERS: dict[str, tuple[str, str | None]] = {"train": ("imagesTr", "labelsTr"), "test": ("imagesTs", None)}
@@ -431,13 +432,7 @@ def _atomic_dir(dst: Path, overwrite: bool, build) -> None:
     try:
         tmp.mkdir(parents=True)
         build(tmp)
-        if dst.exists():
-            old = dst.parent / f"{dst.name}.old-{os.getpid()}"
-            os.replace(dst, old)
-            os.replace(tmp, dst)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, dst)
+        swap_in_folder(tmp, dst)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
