@@ -38,3 +38,19 @@ def test_collate_rejects_mismatched_shapes() -> None:
     s2 = Sample(torch.rand(1, 9, 8), encode_statuses(["mask"]), None, "odd")
     with pytest.raises(ValueError, match="sample 1 \\(odd\\)"):
         collate_samples([s1, s2])
+
+
+def test_host_copies_of_the_flags_follow_the_batch() -> None:
+    from weakseg.data.mixing import concat_batches
+
+    samples = [Sample(torch.rand(1, 8, 8), encode_statuses(["mask"]), torch.ones(1, 8, 8, dtype=torch.uint8), "a"),
+               Sample(torch.rand(1, 8, 8), encode_statuses(["present"]), None, "b")]
+    batch = collate_samples(samples)
+    assert batch.host_status is None and batch.host_flags()[0] is batch.status     # a CPU batch reads itself
+    moved = batch.to("cpu")                                                         # what the loop does per step
+    assert moved.host_status is batch.status and moved.host_has_mask is batch.has_mask
+    both = concat_batches(moved, moved)
+    assert both.host_status.tolist() == [[MASK], [PRESENT]] * 2
+    assert both.host_has_mask.tolist() == [True, False, True, False]
+    kept = both.select(torch.tensor([False, True, True, False]))
+    assert kept.host_status.tolist() == [[PRESENT], [MASK]] and kept.host_has_mask.tolist() == [False, True]

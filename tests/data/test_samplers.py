@@ -55,3 +55,15 @@ def test_empty_pool_is_a_clear_error() -> None:
     data = toy_split(6, 0)
     with pytest.raises(WeaksegError, match="pool labelled is empty"):
         BatchStream(data, torch.empty(0, dtype=torch.int64), 4, seed=0, name="labelled")
+
+
+def test_device_stream_keeps_host_flags_of_the_same_rows() -> None:
+    # The "meta" device stands in for a GPU: batches are indexed there, the host flags come from the CPU.
+    data = toy_split(30, 0)
+    idx = pool_indices(data, "p")
+    on_host = BatchStream(data, idx, 5, seed=3)
+    on_device = BatchStream(data.to("meta"), idx, 5, seed=3, device="meta")
+    for _ in range(8):                                    # crosses an epoch boundary
+        want, got = next(on_host), next(on_device)
+        assert got.image.device.type == "meta"
+        assert torch.equal(got.host_status, want.status) and torch.equal(got.host_has_mask, want.has_mask)

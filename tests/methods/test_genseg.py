@@ -111,3 +111,44 @@ def test_variants_build_and_step(sets, models, absent_logs) -> None:
     if "model.kwargs.segmenter=separate" in sets:
         assert "segmenter" in method.optimizers
     assert method.segment(batches()["p"].image).shape == (2, 1, 32, 32)
+
+
+def test_labelled_dice_equals_the_dice_of_the_labelled_rows_alone() -> None:
+    from weakseg.losses.functional import soft_dice_loss_batch
+
+    b = batches(n=4, labelled=2)["p"]
+    logits = torch.randn(4, 1, 32, 32, requires_grad=True)
+    got = labelled_dice(logits, b, 0)
+    want = soft_dice_loss_batch(torch.sigmoid(logits[:2]), b.mask[:2].float())
+    torch.testing.assert_close(got, want)
+    got.backward()
+    assert logits.grad[2:].abs().sum() == 0 and logits.grad[:2].abs().sum() > 0   # unlabelled rows: no gradient
+
+
+def test_labelled_dice_reads_term_presence_from_the_host_copy(monkeypatch) -> None:
+    # On a GPU the device status must not be read back; the decision comes from Batch.host_flags().
+    b = batches(n=2, labelled=1)["p"]
+    logits = torch.randn(2, 1, 32, 32)
+    assert labelled_dice(logits, b, 0) is not None
+    monkeypatch.setattr(Batch, "host_flags", lambda self: (torch.full_like(self.status, PRESENT),
+                                                           torch.zeros_like(self.has_mask)))
+    assert labelled_dice(logits, b, 0) is None
+
+
+@pytest.mark.gpu
+def test_genseg_and_mean_teacher_steps_do_not_synchronise_the_gpu() -> None:
+    device = torch.device("cuda")
+    for name in ("mnist/mnist48_simple_genseg", "mnist/mnist48_simple_mean_teacher"):
+        cfg = load_config(name, ["model.width=0.0625", "model.depth=3", "train.device=cuda"])
+        method = build_method(cfg, bundle(), device)
+        ctx = StepContext(cfg=cfg, device=device, generator=torch.Generator(device).manual_seed(0))
+        b = {k: v.to(device) for k, v in batches(n=4, labelled=1).items()}
+        for step_fn in method.steps:
+            step_fn(method, b, ctx)                              # warm-up (lazy init may sync)
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for step_fn in method.steps:
+                step_fn(method, b, ctx)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")

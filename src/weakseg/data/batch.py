@@ -37,6 +37,9 @@ class Batch:
     Shape:
         image: (B, C, *S) float32; status: (B, K) int8; mask: (B, K, *S) uint8; has_mask: (B,) bool;
         index: (B,) int64 position of each sample in its source set (-1 when unknown).
+        host_status / host_has_mask: CPU copies of ``status`` / ``has_mask`` kept when the batch lives on
+        an accelerator, so that steps decide which loss terms exist without a host-device sync; None when
+        the batch was built on the device with no host copy (then ``host_flags`` reads the device, a sync).
     """
 
     image: Tensor
@@ -45,6 +48,8 @@ class Batch:
     has_mask: Tensor
     index: Tensor
     case_ids: tuple[str, ...] = field(default_factory=tuple)
+    host_status: Tensor | None = None
+    host_has_mask: Tensor | None = None
 
     def __len__(self) -> int:
         return self.image.shape[0]
@@ -54,10 +59,26 @@ class Batch:
         """(B, K) bool: the class's mask is given (status ``mask``) and the sample carries one."""
         return (self.status == MASK) & self.has_mask[:, None]
 
+    def host_flags(self) -> tuple[Tensor, Tensor]:
+        """``(status, has_mask)`` on the CPU: (B, K) int8 and (B,) bool.
+
+        Free when the batch is on the CPU or carries host copies (every loader-built batch does); otherwise
+        this copies from the device, which synchronises it.
+        """
+        if self.status.device.type == "cpu":
+            return self.status, self.has_mask
+        if self.host_status is not None and self.host_has_mask is not None:
+            return self.host_status, self.host_has_mask
+        return self.status.cpu(), self.has_mask.cpu()
+
     def to(self, device: torch.device | str, *, non_blocking: bool = False) -> Batch:
-        """Move every tensor to ``device``."""
+        """Move every tensor to ``device``; CPU copies of status / has_mask stay behind (``host_flags``)."""
+        host_status, host_has_mask = ((self.status, self.has_mask) if self.status.device.type == "cpu"
+                                      else (self.host_status, self.host_has_mask))
         return replace(
             self,
+            host_status=host_status,
+            host_has_mask=host_has_mask,
             image=self.image.to(device, non_blocking=non_blocking),
             status=self.status.to(device, non_blocking=non_blocking),
             mask=self.mask.to(device, non_blocking=non_blocking),
@@ -68,8 +89,11 @@ class Batch:
     def select(self, keep: Tensor) -> Batch:
         """Sub-batch of the rows where ``keep`` (B,) bool is True."""
         ids = tuple(c for c, k in zip(self.case_ids, keep.tolist()) if k) if self.case_ids else ()
+        host = keep.cpu()
         return Batch(self.image[keep], self.status[keep], self.mask[keep], self.has_mask[keep],
-                     self.index[keep], ids)
+                     self.index[keep], ids,
+                     None if self.host_status is None else self.host_status[host],
+                     None if self.host_has_mask is None else self.host_has_mask[host])
 
 
 def collate_samples(samples: Sequence[Sample]) -> Batch:

@@ -17,9 +17,12 @@ from weakseg.data.samplers import BatchStream
 
 
 def concat_batches(a: Batch, b: Batch) -> Batch:
-    """Rows of ``a`` then rows of ``b``."""
+    """Rows of ``a`` then rows of ``b`` (host copies of the flags kept when both carry them)."""
+    both = a.host_status is not None and b.host_status is not None
     return Batch(torch.cat([a.image, b.image]), torch.cat([a.status, b.status]), torch.cat([a.mask, b.mask]),
-                 torch.cat([a.has_mask, b.has_mask]), torch.cat([a.index, b.index]), a.case_ids + b.case_ids)
+                 torch.cat([a.has_mask, b.has_mask]), torch.cat([a.index, b.index]), a.case_ids + b.case_ids,
+                 torch.cat([a.host_status, b.host_status]) if both else None,
+                 torch.cat([a.host_has_mask, b.host_has_mask]) if both else None)
 
 
 class MixedStream(Iterator[Batch]):

@@ -15,6 +15,7 @@ Pools are read from label status only, never from hidden ground truth:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, Literal
 
 import torch
@@ -93,27 +94,36 @@ class BatchStream(Iterator[Batch]):
 
     def _set_perm(self, perm: Tensor) -> None:
         self._perm = perm
-        self._order_dev = self._indices_dev[perm.to(self.device)]   # (M,) sample indices in draw order
+        self._order = self.indices[perm]                                   # (M,) sample indices in draw order
+        self._order_dev = self._indices_dev[perm.to(self.device)]          # the same, on the set's device
 
-    def _take(self) -> Tensor:
-        """This rank's indices of the next global batch. Returns (batch_size / world_size,) int64."""
-        out = []
+    def _take(self) -> tuple[Tensor, Tensor]:
+        """This rank's indices of the next global batch, on the device and on the host.
+
+        Returns two (batch_size / world_size,) int64 tensors with the same values.
+        """
+        out, out_host = [], []
         need = self.batch_size
         while need > 0:
             if self._pos >= len(self._perm):
                 self._set_perm(torch.randperm(len(self.indices), generator=self.generator))
                 self._pos = 0
                 self.epoch += 1
-            chunk = self._order_dev[self._pos:self._pos + need]
-            self._pos += len(chunk)
-            need -= len(chunk)
-            out.append(chunk)
-        full = out[0] if len(out) == 1 else torch.cat(out)                 # (batch_size,)
+            out.append(self._order_dev[self._pos:self._pos + need])
+            out_host.append(self._order[self._pos:self._pos + need])
+            self._pos += len(out_host[-1])
+            need -= len(out_host[-1])
         share = self.local_batch_size
-        return full[self.rank * share:(self.rank + 1) * share]
+        mine = slice(self.rank * share, (self.rank + 1) * share)
+        return torch.cat(out)[mine], torch.cat(out_host)[mine]
 
     def __next__(self) -> Batch:
-        return self.data.batch(self._take())
+        index, host = self._take()
+        if self.device.type == "cpu":
+            return self.data.batch(host)
+        # Indexed on the device; the host keeps the flags so that steps never read them back (no sync).
+        return replace(self.data.batch(index), host_status=self.data.status[host],
+                       host_has_mask=self.data.has_mask[host])
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "pos": self._pos, "perm": self._perm.clone(),

@@ -23,12 +23,18 @@ from weakseg.training.context import StepContext
 
 
 def labelled_dice(logits: Tensor, batch: Batch, k: int) -> Tensor | None:
-    """Batch soft Dice (1 + L_Dice, pooled) on the labelled images of ``batch``; None when it has none."""
-    labelled = (batch.status[:, k] == MASK) & batch.has_mask                      # (B,)
-    if not bool(labelled.any()):
+    """Batch soft Dice (1 + L_Dice, pooled) on the labelled images of ``batch``; None when it has none.
+
+    Whether the term exists is read from the batch's host copy of the label status, and the labelled rows
+    enter by a 0/1 weight instead of boolean indexing: neither synchronises the device with the host.
+    Unlabelled rows contribute zero to every sum (and get zero gradient), exactly as if left out.
+    """
+    status, has_mask = batch.host_flags()
+    if not bool(((status[:, k] == MASK) & has_mask).any()):              # host tensors: no device sync
         return None
-    probs = torch.sigmoid(logits[labelled][:, k:k + 1].float())                   # (L, 1, H, W)
-    return soft_dice_loss_batch(probs, batch.mask[labelled][:, k:k + 1].float())
+    weight = batch.class_has_mask[:, k].to(torch.float32).view(-1, *([1] * (logits.dim() - 1)))   # (B, 1, ...)
+    probs = torch.sigmoid(logits[:, k:k + 1].float()) * weight                        # (B, 1, H, W)
+    return soft_dice_loss_batch(probs, batch.mask[:, k:k + 1].float() * weight)
 
 
 def genseg_step(method: Method, batches: dict[str, Batch], ctx: StepContext) -> dict[str, Tensor]:

@@ -57,10 +57,11 @@ def mean_teacher_step(method: Method, batches: dict[str, Batch], ctx: StepContex
     dice = labelled_dice(logits, p, k)
     if dice is not None:
         terms["mt/seg_dice"] = mt.lambda_seg * dice
-    unlabelled = p.status[:, k] == PRESENT
-    if bool(unlabelled.any()):
-        probs = torch.sigmoid(logits[unlabelled].float())
-        terms["mt/consistency"] = mt.lambda_con * (probs - target[unlabelled]).pow(2).mean()
+    if bool((p.host_flags()[0][:, k] == PRESENT).any()):                 # host copy: no device sync
+        # MSE over the unlabelled rows, by a 0/1 row weight rather than boolean indexing (no sync).
+        weight = (p.status[:, k] == PRESENT).to(torch.float32).view(-1, *([1] * (logits.dim() - 1)))
+        sq = (torch.sigmoid(logits.float()) - target).pow(2) * weight
+        terms["mt/consistency"] = mt.lambda_con * sq.sum() / (weight.sum() * logits[0].numel())
     if not terms:
         return {}
     applied = ctx.update(sum(terms.values()), terms, [method.optimizers["student"]])
