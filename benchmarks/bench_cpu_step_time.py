@@ -55,6 +55,12 @@ def step_times(trees: dict[str, Path], config: str, steps: int) -> dict[str, flo
         return out
 
 
+def _tree_commit(tree: Path) -> str | None:
+    """The git commit a source tree is checked out at (None outside git)."""
+    out = subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip() or None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--baseline", type=Path, required=True, help="the other source tree (e.g. main's src/)")
@@ -78,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{config:<50} this {med['this']:.3f} s/step  baseline {med['baseline']:.3f} s/step  "
               f"ratio {med['this'] / med['baseline']:.3f}", flush=True)
     rec = record("CPU step time of the quick presets (weakseg train), this checkout vs a baseline source tree",
-                 trees={k: str(v) for k, v in trees.items()}, steps=args.steps, threads_per_run=1,
+                 trees={k: str(v) for k, v in trees.items()}, baseline_commit=_tree_commit(trees["baseline"]),
+                 steps=args.steps, threads_per_run=1,
                  repeats=args.repeats, results=rows,
                  note="both trees run at once, one thread each, on shared cores; a ratio near 1 within the spread of "
                       "step_s_all is no regression")
