@@ -69,11 +69,12 @@ def run_mnist(args: argparse.Namespace) -> int:
         run_grid(specs, runs_root=args.runs_root / name, results_dir=results_dir, redo=args.redo,
                  evaluate=_evaluate, command=command)
     summary = mnist.summarise(results_dir)
-    table = mnist.table_markdown(summary, scale=args.preset)
+    found = mnist.claims(summary)
+    table = mnist.table_markdown(summary, scale=args.preset) + "\n" + mnist.claims_markdown(found)
     figure = _figure(args, name)
     atomic_write_json(args.results / f"{name}.json", {
         "table": name, "scale": args.preset, "scale_settings": mnist.SCALES[args.preset],
-        "summary": summary, "published": mnist.PUBLISHED, "figure": figure,
+        "summary": summary, "claims": found, "published": mnist.PUBLISHED, "figure": figure,
         "runs": load_results(results_dir), "provenance": provenance(command)})
     (args.results / f"{name}.md").write_text(table + (f"\n![translations]({Path(figure).name})\n" if figure else ""))
     print(table)

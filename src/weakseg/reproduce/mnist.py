@@ -79,6 +79,45 @@ def summarise(results_dir: Path, *, presets: tuple[str, ...] = PRESETS,
     return summary
 
 
+CLAIM_MARGIN = 0.05       # GenSeg must beat seg-only by this much (test dice_per_image, mean over seeds)
+
+
+def claims(summary: dict[str, Any], *, presets: tuple[str, ...] = PRESETS, n_seeds: int = 3) -> dict[str, Any]:
+    """Does the table show the method's point? Per preset: GenSeg's mean test ``dice_per_image`` beats
+    seg-only by at least ``CLAIM_MARGIN`` and is at least the AE baseline's.
+
+    Returns {preset: {"genseg", "seg_only", "ae", "n": seeds of the smallest cell, "beats_seg_only",
+    "at_least_ae", "holds": bool | None}}; ``holds`` is None while a cell has fewer than ``n_seeds`` seeds.
+    """
+    out: dict[str, Any] = {}
+    for preset in presets:
+        cells = {m: summary.get(preset, {}).get(m) for m in ("genseg", "seg_only", "ae")}
+        if any(c is None or c["dice_per_image"]["mean"] is None for c in cells.values()):
+            out[preset] = {"holds": None, "n": 0}
+            continue
+        mean = {m: c["dice_per_image"]["mean"] for m, c in cells.items()}
+        n = min(c["dice_per_image"]["n"] for c in cells.values())
+        beats = mean["genseg"] - mean["seg_only"] >= CLAIM_MARGIN
+        at_least = mean["genseg"] >= mean["ae"]
+        out[preset] = {**mean, "n": n, "beats_seg_only": beats, "at_least_ae": at_least,
+                       "holds": (beats and at_least) if n >= n_seeds else None}
+    return out
+
+
+def claims_markdown(found: dict[str, Any]) -> str:
+    """One line per preset: the issue's claim, with the numbers."""
+    lines = [f"The method's point (GenSeg's mean beats seg-only by >= {CLAIM_MARGIN} and is >= the AE baseline, "
+             "3 seeds):", ""]
+    for preset, c in found.items():
+        if c["n"] == 0:
+            lines.append(f"- {preset}: not yet measured")
+            continue
+        verdict = {True: "holds", False: "does not hold", None: f"provisional, {c['n']} seed(s)"}[c["holds"]]
+        lines.append(f"- {preset}: {verdict} (GenSeg {c['genseg']:.3f}, seg-only {c['seg_only']:.3f}, "
+                     f"difference {c['genseg'] - c['seg_only']:+.3f}; AE {c['ae']:.3f})")
+    return "\n".join(lines) + "\n"
+
+
 def _metric(metrics: dict[str, Any], name: str) -> float | None:
     value = metrics.get(name)
     return value.get("mean") if isinstance(value, dict) else value

@@ -63,14 +63,20 @@ def run_grid(specs: Sequence[RunSpec], *, runs_root: Path, results_dir: Path, re
     results = []
     for i, spec in enumerate(specs, 1):
         out_json = result_path(results_dir, spec)
+        stale = False
         if out_json.is_file() and not redo:
-            log(f"[{i}/{len(specs)}] {spec.key}: done, skipped")
-            results.append(json.loads(out_json.read_text()))
-            continue
+            stored = json.loads(out_json.read_text())
+            if _same_recipe(stored, spec):
+                log(f"[{i}/{len(specs)}] {spec.key}: done, skipped")
+                results.append(stored)
+                continue
+            stale = True
+            log(f"[{i}/{len(specs)}] {spec.key}: the stored result was made with other settings "
+                f"({stored.get('config_file')} {_recipe(stored.get('overrides', []))}); training it again")
         cfg = load_config(spec.config, [*spec.overrides, f"train.seed={spec.seed}"])
         run_dir = runs_root / spec.key
         last = run_dir / "checkpoints" / "last.pt"
-        if redo and run_dir.exists():
+        if (redo or stale) and run_dir.exists():
             import shutil
             shutil.rmtree(run_dir)
         t0 = time.time()
@@ -87,6 +93,17 @@ def run_grid(specs: Sequence[RunSpec], *, runs_root: Path, results_dir: Path, re
         atomic_write_json(out_json, record)
         results.append(record)
     return results
+
+
+def _recipe(overrides: Sequence[str]) -> list[str]:
+    """Overrides without the machine-specific ones (values that are absolute paths: data roots, overlays)."""
+    return [o for o in overrides if not o.partition("=")[2].startswith("/")]
+
+
+def _same_recipe(stored: dict[str, Any], spec: RunSpec) -> bool:
+    """A stored result answers ``spec`` when its config file and (path-free) overrides are the same."""
+    return (stored.get("config_file") == spec.config
+            and _recipe(stored.get("overrides", [])) == _recipe(list(spec.overrides)))
 
 
 def load_results(results_dir: Path) -> list[dict[str, Any]]:

@@ -1,0 +1,57 @@
+"""The reproduction grid runner: one stored result per run, skipping, staleness, redo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from weakseg.reproduce.runner import RunSpec, load_results, mean_std, result_path, run_grid
+
+
+def _grid(tmp_path: Path, specs, **kw):
+    trained: list[str] = []
+
+    def trainer(cfg, run_dir, resume=False):
+        trained.append(str(Path(run_dir).relative_to(tmp_path / "runs")))
+
+    def evaluate(run_dir, spec):
+        return {"test": {"dice": 0.5 + spec.seed / 10}}
+
+    out = run_grid(specs, runs_root=tmp_path / "runs", results_dir=tmp_path / "results", evaluate=evaluate,
+                   command="test", log=lambda m: None, trainer=trainer, **kw)
+    return trained, out
+
+
+def spec(seed: int, *extra: str) -> RunSpec:
+    return RunSpec("mnist48_simple", "seg_only", seed, "mnist/mnist48_simple_seg_only",
+                   ("train.steps=3", *extra))
+
+
+def test_each_run_stores_its_result_and_a_rerun_skips_it(tmp_path: Path) -> None:
+    trained, out = _grid(tmp_path, [spec(0), spec(1)])
+    assert trained == ["mnist48_simple/seg_only/seed0", "mnist48_simple/seg_only/seed1"]
+    stored = json.loads(result_path(tmp_path / "results", spec(1)).read_text())
+    assert stored["test"]["dice"] == 0.6 and stored["config"]["train"]["steps"] == 3
+    assert stored["provenance"]["command"] == "test" and "git_commit" in stored["provenance"]
+    again, out2 = _grid(tmp_path, [spec(0), spec(1), spec(2)])
+    assert again == ["mnist48_simple/seg_only/seed2"]                       # only the new run trains
+    assert [r["seed"] for r in load_results(tmp_path / "results")] == [0, 1, 2]
+
+
+def test_changed_settings_retrain_but_machine_paths_do_not(tmp_path: Path) -> None:
+    _grid(tmp_path, [spec(0, "data.mnist.source=/data/a")])
+    moved, _ = _grid(tmp_path, [spec(0, "data.mnist.source=/elsewhere/a")])    # same recipe on another machine
+    assert moved == []
+    changed, out = _grid(tmp_path, [spec(0, "data.mnist.source=/data/a", "train.lr=0.01")])
+    assert changed == ["mnist48_simple/seg_only/seed0"]
+    assert "train.lr=0.01" in out[0]["overrides"]
+    redo, _ = _grid(tmp_path, [spec(0, "data.mnist.source=/data/a", "train.lr=0.01")], redo=True)
+    assert redo == ["mnist48_simple/seg_only/seed0"]
+
+
+def test_mean_std_ignores_missing_and_non_finite_values() -> None:
+    got = mean_std([0.2, None, float("nan"), 0.4])
+    assert got["n"] == 2 and got["mean"] == pytest.approx(0.3) and got["std"] == pytest.approx(0.02 ** 0.5)
+    assert mean_std([]) == {"mean": None, "std": None, "n": 0}
