@@ -114,13 +114,14 @@ def run_organs(args: argparse.Namespace) -> int:
         run_grid(specs, runs_root=runs_root, results_dir=results_dir, redo=args.redo,
                  evaluate=organs.evaluate_spec, command=command, trainer=fit_any)
     summary = organs.summarise(results_dir)
-    table = organs.table_markdown(summary, scale=args.preset)
+    found = organs.claims(summary)
+    table = organs.table_markdown(summary, scale=args.preset) + "\n" + organs.claims_markdown(found)
     fig_alpha = 0.7 if 0.7 in alphas else alphas[0]
     fig = organs.figure(runs_root, args.results / f"{name}_slices.png", alpha=fig_alpha, fold=folds[0])
     atomic_write_json(args.results / f"{name}.json", {
         "table": name, "scale": args.preset, "scale_settings": organs.SCALES[args.preset],
         "grid": {"alphas": list(organs.ALPHAS), "methods": list(organs.METHODS), "folds": list(organs.FOLDS)},
-        "summary": summary, "figure": str(fig) if fig else None,
+        "summary": summary, "claims": found, "figure": str(fig) if fig else None,
         "runs": load_results(results_dir), "provenance": provenance(command)})
     (args.results / f"{name}.md").write_text(table + (f"\n![slices]({Path(fig).name})\n" if fig else ""))
     print(table)

@@ -211,6 +211,61 @@ def table_markdown(summary: dict[str, Any], *, scale: str, alphas: tuple[float, 
     return "\n".join(lines) + "\n"
 
 
+# The expectations of the issue (smile.md §11), checked on the summary. "Wide margin" is ours: 0.10 mean Dice.
+WIDE_MARGIN = 0.10
+ORACLE_GAP = 0.03
+
+
+def claims(summary: dict[str, Any], *, alpha: float = 0.7) -> dict[str, Any]:
+    """At ``alpha``: SMILE beats naive by >= ``WIDE_MARGIN``; SMILEr's mean Dice is within ``ORACLE_GAP`` of the
+    oracle's; the small organ (pancreas) loses the largest share of its oracle Dice under naive.
+
+    Each entry holds the numbers and a bool, or None when a cell is missing; ``folds`` lists the fewest folds
+    behind any number used.
+    """
+    a = alpha_key(alpha)
+    cell = {m: summary.get(a, {}).get(m) for m in ("naive", "smile", "smiler")}
+    cell["oracle"] = summary.get(ORACLE_ALPHA, {}).get("oracle")
+    mean = {m: (c["mean_dice"]["mean"] if c else None) for m, c in cell.items()}
+    out: dict[str, Any] = {"alpha": a, "folds": min((c["mean_dice"]["n"] for c in cell.values() if c), default=0)}
+    if mean["smile"] is not None and mean["naive"] is not None:
+        diff = mean["smile"] - mean["naive"]
+        out["smile_beats_naive"] = {"smile": mean["smile"], "naive": mean["naive"], "difference": diff,
+                                    "holds": diff >= WIDE_MARGIN}
+    if mean["smiler"] is not None and mean["oracle"] is not None:
+        gap = mean["oracle"] - mean["smiler"]
+        out["smiler_near_oracle"] = {"smiler": mean["smiler"], "oracle": mean["oracle"], "gap": gap,
+                                     "holds": gap <= ORACLE_GAP}
+    if cell["naive"] and cell["oracle"]:
+        drop = {}
+        for c in CLASSES:
+            o, n = cell["oracle"]["per_class"][c]["mean"], cell["naive"]["per_class"][c]["mean"]
+            drop[c] = None if o is None or n is None or o <= 0 else (o - n) / o
+        if all(v is not None for v in drop.values()):
+            worst = max(drop, key=lambda c: drop[c])
+            out["small_organ_suffers_most"] = {"relative_drop": drop, "worst": worst, "holds": worst == CLASSES[-1]}
+    return out
+
+
+def claims_markdown(found: dict[str, Any]) -> str:
+    """The three expectations, each with its numbers and whether it holds."""
+    verdict = {True: "holds", False: "does not hold"}
+    lines = [f"## Expectations at alpha = {found['alpha']} (fewest folds behind a number: {found['folds']})", ""]
+    c = found.get("smile_beats_naive")
+    lines.append("- SMILE beats naive by a wide margin (>= 0.10 mean Dice): " + (
+        f"{verdict[c['holds']]} (SMILE {c['smile']:.3f}, naive {c['naive']:.3f}, {c['difference']:+.3f})"
+        if c else "not yet measured"))
+    c = found.get("smiler_near_oracle")
+    lines.append(f"- SMILEr within {ORACLE_GAP} of the oracle: " + (
+        f"{verdict[c['holds']]} (SMILEr {c['smiler']:.3f}, oracle {c['oracle']:.3f}, gap {c['gap']:+.3f})"
+        if c else "not yet measured"))
+    c = found.get("small_organ_suffers_most")
+    lines.append("- the small organ (pancreas) loses the largest share of its oracle Dice under naive: " + (
+        f"{verdict[c['holds']]} (relative drop " + ", ".join(f"{k} {v:.2f}" for k, v in c["relative_drop"].items())
+        + ")" if c else "not yet measured"))
+    return "\n".join(lines) + "\n"
+
+
 # ------------------------------------------------------------------------------------------------ figure
 _COLOURS = ((220, 50, 50), (40, 190, 60), (50, 110, 235))
 
