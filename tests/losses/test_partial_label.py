@@ -233,3 +233,23 @@ def test_decode_label_map() -> None:
     assert decode_label_map(soft, mode="softmax").tolist() == [[0, 2]]
     with pytest.raises(ValueError, match="decode.mode"):
         decode_label_map(probs, mode="max")  # type: ignore[arg-type]
+
+
+def test_softmax_dice_matches_monai_and_ignores_ignored_voxels() -> None:
+    from monai.losses import DiceLoss
+
+    from weakseg.losses.partial_label import softmax_dice_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 4, 6, 6, generator=g, requires_grad=True)
+    target = torch.randint(0, 4, (2, 6, 6), generator=g)
+    ref = DiceLoss(softmax=True, to_onehot_y=True, include_background=False, batch=True)(logits, target[:, None])
+    torch.testing.assert_close(softmax_dice_loss(logits, target), ref)
+    ignored = target.clone()
+    ignored[0, :3] = -100
+    loss = softmax_dice_loss(logits, ignored)
+    loss.backward()
+    assert logits.grad[0, :, :3].abs().sum() == 0 and logits.grad[0, :, 3:].abs().sum() > 0
+    other = logits.detach().clone()
+    other[0, :, :3] = torch.randn(4, 3, 6, generator=g)                    # change only ignored voxels
+    torch.testing.assert_close(softmax_dice_loss(other, ignored), loss.detach())

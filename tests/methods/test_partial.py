@@ -112,3 +112,12 @@ def test_half_positive_batches_and_ce_weight(phantom) -> None:
     assert torch.isfinite(m.steps[0](m, {"all": b}, ctx)["loss/ce"])
     with pytest.raises(WeaksegError, match="ce_weight"):
         _setup(phantom, "oracle", "smile.ce_weight=[1,2]")
+
+
+@pytest.mark.parametrize("method", ["naive", "spatial_ignore"])
+def test_softmax_baselines_add_the_dice_term_when_asked(phantom, method: str) -> None:
+    _, _, m, ctx, _, batch = _setup(phantom, method)
+    assert set(m.steps[0](m, {"all": batch}, ctx)) == {"loss/ce"}
+    _, _, m, ctx, _, batch = _setup(phantom, method, "smile.dice_weight=0.5")
+    logs = m.steps[0](m, {"all": batch}, ctx)
+    assert set(logs) == {"loss/ce", "loss/dice"} and 0 < float(logs["loss/dice"]) <= 0.5

@@ -139,7 +139,7 @@ class SmileConfig:
     """SMILE loss (smile.md §5): weighted BCE normalisation, optional masked Dice and pos_weight."""
 
     normalisation: str = "known_mean"  # known_mean | all_mean | class_mean | sum
-    dice_weight: float = 0.0
+    dice_weight: float = 0.0           # soft Dice term: SMILE's masked Dice, and the softmax baselines' Dice
     pos_weight: list[float] | None = None   # per class, on the positive BCE term
     ce_weight: list[float] | None = None    # softmax baselines: per-class CE weight, K+1 values, background first
 

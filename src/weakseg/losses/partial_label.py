@@ -123,12 +123,39 @@ def masked_dice_loss(
         known = w > 0
         p = torch.where(known, logits.float(), torch.zeros((), device=w.device)).sigmoid()
         y = torch.where(known, target.to(w.device, torch.float32), torch.zeros((), device=w.device))
-        dims = [0, *range(2, p.ndim)] if batch else list(range(2, p.ndim))
-        inter = (w * p * y).sum(dims)                                         # (K,) or (B, K)
-        denom = (w * p).sum(dims) + (w * y).sum(dims)
-        dice = (2 * inter + smooth_nr) / (denom + smooth_dr)
-        used = w.sum(dims) > 0
-        return torch.where(used, 1 - dice, torch.zeros((), device=w.device)).sum() / used.sum().clamp_min(1)
+        return _weighted_dice_loss(p, y, w, smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch)
+
+
+def _weighted_dice_loss(p: Tensor, y: Tensor, w: Tensor, *, smooth_nr: float, smooth_dr: float,
+                        batch: bool) -> Tensor:
+    """Mean over channels of 1 - Dice with per-voxel weights; channels with no weight are skipped.
+    Shape: p, y, w (B, K, *S) float32. Returns a scalar."""
+    dims = [0, *range(2, p.ndim)] if batch else list(range(2, p.ndim))
+    inter = (w * p * y).sum(dims)                                             # (K,) or (B, K)
+    denom = (w * p).sum(dims) + (w * y).sum(dims)
+    dice = (2 * inter + smooth_nr) / (denom + smooth_dr)
+    used = w.sum(dims) > 0
+    return torch.where(used, 1 - dice, torch.zeros((), device=w.device)).sum() / used.sum().clamp_min(1)
+
+
+def softmax_dice_loss(logits: Tensor, target: Tensor, *, ignore_index: int = -100, smooth_nr: float = 1e-5,
+                      smooth_dr: float = 1e-5) -> Tensor:
+    """Batch soft Dice of the foreground classes of a (K+1)-way softmax, ignored voxels left out.
+
+    The Dice half of nnU-Net's CE + Dice for the softmax baselines (naive, oracle, spatial-ignore,
+    drop-incomplete), so that they get the same overlap term as SMILE's masked Dice. With nothing ignored it
+    equals MONAI ``DiceLoss(softmax=True, to_onehot_y=True, include_background=False, batch=True)``.
+
+    Shape:
+        logits: (B, K+1, *S); target: (B, *S) int64 (``ignore_index`` allowed). Returns a scalar float32.
+    """
+    with _no_autocast(logits.device):
+        keep = target != ignore_index                                          # (B, *S)
+        p = logits.float().softmax(1)[:, 1:]                                    # (B, K, *S)
+        ids = torch.arange(1, logits.shape[1], device=logits.device).view(1, -1, *[1] * (target.ndim - 1))
+        y = (target.unsqueeze(1) == ids).float()                               # ignored voxels: no class
+        w = keep.unsqueeze(1).float().expand_as(p)
+        return _weighted_dice_loss(p, y, w, smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=True)
 
 
 class WeightedBCELoss(nn.Module):

@@ -35,6 +35,7 @@ from weakseg.losses.partial_label import (
     ce_targets,
     cross_entropy,
     is_complete,
+    softmax_dice_loss,
     spatial_ignore_targets,
 )
 from weakseg.methods.registry import Method, adam, register_method
@@ -93,9 +94,11 @@ def _ce_step(targets_fn):
         target = targets_fn(batch)                                                                # (B, H, W)
         with ctx.autocast():
             logits = method.models["segmenter"](batch.image)                                      # (B, K+1, H, W)
-        loss = cross_entropy(logits, target, class_weight=ctx.cfg.smile.ce_weight)
-        ctx.update(loss, {"loss/ce": loss}, [method.optimizers["segmenter"]])
-        return {"loss/ce": loss.detach()}
+        terms = {"loss/ce": cross_entropy(logits, target, class_weight=ctx.cfg.smile.ce_weight)}
+        if ctx.cfg.smile.dice_weight > 0:                  # the same overlap term SMILE gets (CE + Dice)
+            terms["loss/dice"] = ctx.cfg.smile.dice_weight * softmax_dice_loss(logits, target)
+        ctx.update(sum(terms.values()), terms, [method.optimizers["segmenter"]])
+        return {k: v.detach() for k, v in terms.items()}
     return step
 
 
