@@ -95,27 +95,32 @@ class BatchStream(Iterator[Batch]):
     def _set_perm(self, perm: Tensor) -> None:
         self._perm = perm
         self._order = self.indices[perm]                                   # (M,) sample indices in draw order
-        self._order_dev = self._indices_dev[perm.to(self.device)]          # the same, on the set's device
+        self._order_dev = (self._order if self.device.type == "cpu"         # the same, on the set's device
+                           else self._indices_dev[perm.to(self.device)])
 
     def _take(self) -> tuple[Tensor, Tensor]:
-        """This rank's indices of the next global batch, on the device and on the host.
+        """This rank's indices of the next global batch, on the set's device and on the host.
 
-        Returns two (batch_size / world_size,) int64 tensors with the same values.
+        Returns two (batch_size / world_size,) int64 tensors with the same values (one tensor twice on CPU).
         """
-        out, out_host = [], []
+        on_cpu = self.device.type == "cpu"
+        host, dev = [], []                                                 # chunks, possibly across epochs
         need = self.batch_size
         while need > 0:
             if self._pos >= len(self._perm):
                 self._set_perm(torch.randperm(len(self.indices), generator=self.generator))
                 self._pos = 0
                 self.epoch += 1
-            out.append(self._order_dev[self._pos:self._pos + need])
-            out_host.append(self._order[self._pos:self._pos + need])
-            self._pos += len(out_host[-1])
-            need -= len(out_host[-1])
+            stop = min(self._pos + need, len(self._perm))
+            host.append(self._order[self._pos:stop])
+            if not on_cpu:
+                dev.append(self._order_dev[self._pos:stop])
+            need -= stop - self._pos
+            self._pos = stop
         share = self.local_batch_size
         mine = slice(self.rank * share, (self.rank + 1) * share)
-        return torch.cat(out)[mine], torch.cat(out_host)[mine]
+        host_idx = torch.cat(host)[mine]
+        return (host_idx if on_cpu else torch.cat(dev)[mine]), host_idx
 
     def __next__(self) -> Batch:
         index, host = self._take()

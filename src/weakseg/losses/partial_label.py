@@ -11,6 +11,7 @@ All functions compute in float32 outside autocast, so they are safe under bf16/f
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Literal
@@ -255,6 +256,12 @@ def spatial_ignore_targets(mask: Tensor, status: Tensor, *, ignore_index: int = 
     return torch.where(ignore, torch.full_like(label, ignore_index), label)
 
 
+@functools.lru_cache(maxsize=16)
+def _weight_tensor(values: tuple[float, ...], device: torch.device) -> Tensor:
+    """Per-class weights from the config, built once per device (not a host-to-device copy every step)."""
+    return torch.tensor(values, dtype=torch.float32, device=device)
+
+
 def cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = -100,
                   class_weight: Tensor | Sequence[float] | None = None) -> Tensor:
     """Mean cross-entropy over non-ignored voxels, in float32; 0 (not NaN) when every voxel is ignored.
@@ -269,7 +276,8 @@ def cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = -100,
     with _no_autocast(logits.device):
         w = None
         if class_weight is not None:
-            w = torch.as_tensor(class_weight, dtype=torch.float32, device=logits.device)
+            w = (_weight_tensor(tuple(class_weight), logits.device) if not isinstance(class_weight, Tensor)
+                 else class_weight.to(logits.device, torch.float32))
             if tuple(w.shape) != (logits.shape[1],):
                 raise ValueError(f"cross_entropy: class_weight must have shape ({logits.shape[1]},) for "
                                  f"{logits.shape[1]} output channels, got {tuple(w.shape)}")

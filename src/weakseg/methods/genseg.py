@@ -22,6 +22,12 @@ from weakseg.models.registry import create_model
 from weakseg.training.context import StepContext
 
 
+def row_weight(rows: Tensor, like: Tensor) -> Tensor:
+    """A (B,) bool row selection as a float32 0/1 weight broadcastable against ``like`` (B, ...): selecting
+    rows by weight instead of boolean indexing keeps shapes fixed and the device free of syncs."""
+    return rows.to(torch.float32).view(-1, *([1] * (like.dim() - 1)))
+
+
 def labelled_dice(logits: Tensor, batch: Batch, k: int) -> Tensor | None:
     """Batch soft Dice (1 + L_Dice, pooled) on the labelled images of ``batch``; None when it has none.
 
@@ -32,7 +38,7 @@ def labelled_dice(logits: Tensor, batch: Batch, k: int) -> Tensor | None:
     status, has_mask = batch.host_flags()
     if not bool(((status[:, k] == MASK) & has_mask).any()):              # host tensors: no device sync
         return None
-    weight = batch.class_has_mask[:, k].to(torch.float32).view(-1, *([1] * (logits.dim() - 1)))   # (B, 1, ...)
+    weight = row_weight(batch.class_has_mask[:, k], logits)                            # (B, 1, 1, 1)
     probs = torch.sigmoid(logits[:, k:k + 1].float()) * weight                        # (B, 1, H, W)
     return soft_dice_loss_batch(probs, batch.mask[:, k:k + 1].float() * weight)
 

@@ -18,7 +18,7 @@ from weakseg.config.schema import Config
 from weakseg.data.batch import Batch
 from weakseg.data.registry import DataBundle
 from weakseg.data.status import PRESENT
-from weakseg.methods.genseg import labelled_dice
+from weakseg.methods.genseg import labelled_dice, row_weight
 from weakseg.methods.registry import Method, adam, register_method
 from weakseg.methods.seg_only import segmenter_from_config
 from weakseg.training.context import StepContext
@@ -59,7 +59,7 @@ def mean_teacher_step(method: Method, batches: dict[str, Batch], ctx: StepContex
         terms["mt/seg_dice"] = mt.lambda_seg * dice
     if bool((p.host_flags()[0][:, k] == PRESENT).any()):                 # host copy: no device sync
         # MSE over the unlabelled rows, by a 0/1 row weight rather than boolean indexing (no sync).
-        weight = (p.status[:, k] == PRESENT).to(torch.float32).view(-1, *([1] * (logits.dim() - 1)))
+        weight = row_weight(p.status[:, k] == PRESENT, logits)
         sq = (torch.sigmoid(logits.float()) - target).pow(2) * weight
         terms["mt/consistency"] = mt.lambda_con * sq.sum() / (weight.sum() * logits[0].numel())
     if not terms:
