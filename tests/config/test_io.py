@@ -92,3 +92,9 @@ def test_bare_off_is_read_as_the_word_off() -> None:
     assert load_config(None, ["train.amp=off"]).train.amp == "off"
     with pytest.raises(WeaksegError, match="train.amp"):
         load_config(None, ["train.amp=on"])
+
+
+def test_labelled_pool_and_dice_weight_are_checked_before_any_work() -> None:
+    with pytest.raises(WeaksegError, match=r"train.labelled_pool must be 'labelled' or 'any_positive', got 'sick'"
+                                           r"(.|\n)*smile.dice_weight must be a finite number >= 0, got -1.0"):
+        load_config(None, ["train.labelled_pool=sick", "smile.dice_weight=-1"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import types
@@ -253,6 +254,10 @@ def validate_config(cfg: Config) -> None:
     for name in ("max_skipped", "max_rollbacks"):
         if getattr(t, name) < 0:
             problems.append(f"train.{name} must be >= 0, got {getattr(t, name)}")
+    if t.labelled_pool not in ("labelled", "any_positive"):
+        problems.append(f"train.labelled_pool must be 'labelled' or 'any_positive', got {t.labelled_pool!r}")
+    if not (cfg.smile.dice_weight >= 0 and math.isfinite(cfg.smile.dice_weight)):
+        problems.append(f"smile.dice_weight must be a finite number >= 0, got {cfg.smile.dice_weight}")
     if cfg.model.width <= 0:
         problems.append(f"model.width must be > 0, got {cfg.model.width}")
     if cfg.eval.checkpoint not in ("best", "last"):
