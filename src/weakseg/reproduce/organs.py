@@ -47,7 +47,7 @@ SCALES: dict[str, dict[str, Any]] = {
     "full": {"phantom": {"n_cases": 40, "shape": [32, 128, 128], "spacing": [2.5, 0.8, 0.8], "seed": 0},
              "overrides": ["model.width=0.25", "model.depth=5", "train.batch_size=16", "train.steps=3000",
                            "train.min_labeled_per_batch=8", "train.labelled_pool=any_positive",
-                           "smile.ce_weight=[1,3,10,30]", "smile.pos_weight=[3,10,30]",
+                           "smile.ce_weight=[1,3,10,30]", "smile.pos_weight=[3,10,30]", "smile.dice_weight=1.0",
                            "train.eval_every=500", "train.checkpoint_every=500", "smiler.round_steps=1500",
                            "smiler.mc_samples=10"]},
 }
