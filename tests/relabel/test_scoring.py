@@ -97,3 +97,22 @@ def test_lowest_std_candidates_are_picked_first() -> None:
             assert int(picked.sum()) == -(-n // 3)
             if picked.any() and rest.any():
                 assert std[i, c][picked].max() <= std[i, c][rest].min()
+
+
+def test_mc_dropout_p_overrides_the_trained_probability_and_is_restored() -> None:
+    model, images = _model_and_images()
+    trained, _ = mc_dropout_scores(model, images, samples=4, seed=5)
+    heavier, _ = mc_dropout_scores(model, images, samples=4, seed=5, p=0.9)
+    assert model.drop.p == 0.5, "the module's own p must come back"
+    assert not torch.equal(trained, heavier)
+    with torch.random.fork_rng(), torch.no_grad():                              # same passes, built with p=0.9
+        torch.manual_seed(5)
+        model.eval()
+        model.drop.train()
+        model.drop.p = 0.9
+        passes = torch.stack([torch.sigmoid(model(images)) for _ in range(4)])
+        model.drop.p = 0.5
+    torch.testing.assert_close(heavier, passes.mean(0))
+    with pytest.raises(ValueError, match="in \\(0, 1\\)"):
+        mc_dropout_scores(model, images, samples=2, p=1.0)
+    assert model.drop.p == 0.5

@@ -76,6 +76,23 @@ def test_candidate_set_all_ignored() -> None:
     assert _flat(chosen) == [2, 4, 5]                                           # ceil(3) by descending p
 
 
+def test_candidate_set_predicted_label_keeps_pixels_where_the_class_wins() -> None:
+    """A pixel is a candidate of the class with the largest probability only (first class on ties)."""
+    status = encode_statuses(["unknown", "unknown"]).view(1, 2)
+    weight0 = torch.zeros(1, 2, 1, 4)
+    prob = torch.tensor([[[[0.9, 0.6, 0.7, 0.3]], [[0.8, 0.7, 0.7, 0.4]]]])   # (1, 2, 1, 4)
+    positive = select_pseudo_labels(prob, weight0, status, gamma=1.0, candidate_set="predicted_positive")
+    assert positive[0, :, 0].tolist() == [[True, True, True, False], [True, True, True, False]]
+    label = select_pseudo_labels(prob, weight0, status, gamma=1.0, candidate_set="predicted_label")
+    assert label[0, :, 0].tolist() == [[True, False, True, False], [False, True, False, False]]
+    # an annotated class with a higher probability still takes the pixel away from the missing one
+    hand_prob, _, hand_weight0, hand_status = _hand_case()
+    assert not select_pseudo_labels(hand_prob, hand_weight0, hand_status, gamma=1.0,
+                                    candidate_set="predicted_label").any()
+    with pytest.raises(ValueError, match="predicted_label"):
+        select_pseudo_labels(prob, weight0, status, gamma=1.0, candidate_set="nope")  # type: ignore[arg-type]
+
+
 def test_rank_scopes() -> None:
     prob = torch.tensor([[0.9, 0.9, 0.9, 0.9], [0.6, 0.6, 0.1, 0.1], [0.7, 0.1, 0.1, 0.1]]).view(3, 1, 4)
     weight0 = torch.zeros_like(prob)
@@ -186,6 +203,9 @@ def test_options_validation() -> None:
     assert opts.rounds == 5 and opts.to_dict()["rank_scope"] == "volume"
     with pytest.raises(WeaksegError, match="smiler.gama_max: unknown key"):
         SmilerOptions.from_dict({"gama_max": 0.5})
-    for bad in ({"gamma_max": 0.0}, {"tau": 1.0}, {"score": "entropy"}, {"rounds": 0}, {"mc_samples": 1}):
+    assert SmilerOptions().mc_dropout_p is None and SmilerOptions(mc_dropout_p=0.3).mc_dropout_p == 0.3
+    assert SmilerOptions(candidate_set="predicted_label").candidate_set == "predicted_label"
+    for bad in ({"gamma_max": 0.0}, {"tau": 1.0}, {"score": "entropy"}, {"rounds": 0}, {"mc_samples": 1},
+                {"mc_dropout_p": 1.0}, {"mc_dropout_p": "half"}, {"candidate_set": "argmax"}):
         with pytest.raises(WeaksegError, match="smiler."):
             SmilerOptions.from_dict(bad)

@@ -160,7 +160,7 @@ class SmilerConfig:
     init: str = "continue"             # continue | smile | scratch
     round_steps: int | None = None     # steps of rounds 1..T (None: train.steps)
     mc_samples: int = 10
-    mc_dropout_p: float = 0.5          # informational: MC passes sample the backbone's model.kwargs.dropout
+    mc_dropout_p: float | None = None  # drop probability during the MC passes; null: model.kwargs.dropout
     round0_run: str | None = None      # a finished SMILE run folder to use as round 0 (same data and model)
     # Set by the round driver (weakseg.relabel.rounds), not by hand:
     round: int = 0

@@ -85,6 +85,7 @@ def score_training_set(cfg: Config, model_run: Path, opts: SmilerOptions, train:
     model = run.method.models["segmenter"]
     if opts.score == "mc_std":
         mean, std = mc_dropout_scores(model, train.images, samples=opts.mc_samples, seed=cfg.train.seed * 1000 + t,
+                                      p=opts.mc_dropout_p,
                                       batch_size=cfg.eval.batch_size)
         return mean, std
     if opts.score != "prob":

@@ -53,19 +53,30 @@ def eval_mode(model: Model) -> Iterator[None]:
 
 
 @contextmanager
-def mc_dropout_mode(model: nn.Module) -> Iterator[int]:
+def mc_dropout_mode(model: nn.Module, p: float | None = None) -> Iterator[int]:
     """Eval mode (batch norm uses running statistics) with only the ``nn.Dropout*`` modules training.
 
-    Yields the number of dropout modules; raises ``ValueError`` when there is none.
+    ``p``: the drop probability of every dropout module inside the block (None: the one it was built
+    with); the modules' own values are restored afterwards. Yields the number of dropout modules;
+    raises ``ValueError`` when there is none.
     """
     dropouts = [m for m in model.modules() if isinstance(m, DROPOUT_TYPES)]
     if not dropouts:
         raise ValueError("MC-dropout scoring needs a model with at least one nn.Dropout module; build the "
-                         "segmenter with dropout (smiler.mc_dropout_p) or use smiler.score=prob")
+                         "segmenter with dropout (model.kwargs.dropout > 0) or use smiler.score=prob")
+    if p is not None and not 0.0 < p < 1.0:
+        raise ValueError(f"MC-dropout p must be in (0, 1), got {p!r}")
+    built = [m.p for m in dropouts]
     with eval_mode(model):
-        for m in dropouts:
-            m.train(True)
-        yield len(dropouts)
+        try:
+            for m in dropouts:
+                m.train(True)
+                if p is not None:
+                    m.p = p
+            yield len(dropouts)
+        finally:
+            for m, value in zip(dropouts, built):
+                m.p = value
 
 
 @torch.no_grad()
@@ -97,10 +108,14 @@ def mc_dropout_scores(
     *,
     samples: int = 10,
     seed: int = 0,
+    p: float | None = None,
     batch_size: int = 16,
     out_device: torch.device | str = "cpu",
 ) -> tuple[Tensor, Tensor]:
     """Mean and standard deviation of sigmoid(z) over ``samples`` MC-dropout passes.
+
+    ``p`` overrides the drop probability of the model's dropout modules during the passes (None: keep
+    the one the model was trained with).
 
     Dropout masks come from a forked, seeded global RNG (dropout modules draw from it): the same seed,
     images and batch size give the same scores, and the caller's RNG state is left unchanged. The std is
@@ -115,7 +130,7 @@ def mc_dropout_scores(
     devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" \
         else []
     means, stds = [], []
-    with torch.random.fork_rng(devices=devices), mc_dropout_mode(model):
+    with torch.random.fork_rng(devices=devices), mc_dropout_mode(model, p):
         torch.manual_seed(seed)
         for start in range(0, images.shape[0], batch_size):
             x = images[start:start + batch_size].to(device)

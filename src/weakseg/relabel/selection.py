@@ -22,13 +22,13 @@ from weakseg.data.status import MISSING_CODES, PRESENT
 from weakseg.errors import WeaksegError
 
 ScoreName = Literal["prob", "mc_std", "confidence"]
-CandidateSet = Literal["predicted_positive", "all_ignored"]
+CandidateSet = Literal["predicted_positive", "predicted_label", "all_ignored"]
 RankScope = Literal["image", "volume", "global"]
 InitName = Literal["continue", "smile", "scratch"]
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "score": ("prob", "mc_std", "confidence"),
-    "candidate_set": ("predicted_positive", "all_ignored"),
+    "candidate_set": ("predicted_positive", "predicted_label", "all_ignored"),
     "rank_scope": ("image", "volume", "global"),
     "init": ("continue", "smile", "scratch"),
 }
@@ -50,7 +50,7 @@ class SmilerOptions:
     init: InitName = "continue"
     round_steps: int | None = None
     mc_samples: int = 10
-    mc_dropout_p: float = 0.5
+    mc_dropout_p: float | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.rounds, int) and self.rounds >= 1):
@@ -66,8 +66,10 @@ class SmilerOptions:
             raise WeaksegError(f"smiler.round_steps must be null or an integer >= 1, got {self.round_steps!r}")
         if not (isinstance(self.mc_samples, int) and self.mc_samples >= 2):
             raise WeaksegError(f"smiler.mc_samples must be an integer >= 2, got {self.mc_samples!r}")
-        if not 0.0 < self.mc_dropout_p < 1.0:
-            raise WeaksegError(f"smiler.mc_dropout_p must be in (0, 1), got {self.mc_dropout_p!r}")
+        if self.mc_dropout_p is not None and not (isinstance(self.mc_dropout_p, (int, float))
+                                                  and 0.0 < self.mc_dropout_p < 1.0):
+            raise WeaksegError(f"smiler.mc_dropout_p must be null (the trained dropout) or in (0, 1), "
+                               f"got {self.mc_dropout_p!r}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> SmilerOptions:
@@ -136,7 +138,9 @@ def select_pseudo_labels(
 
     For each class k and each image whose status for k is missing (``unknown``/``present``; only
     ``present`` with ``restrict_to_present``): candidates C = {x : W⁰_k(x) = 0 and p_k(x) > tau}
-    (``predicted_positive``) or every W⁰_k = 0 pixel (``all_ignored``). Within each ranking unit
+    (``predicted_positive``), those of them where k is also the decoded label, i.e. p_k is the largest
+    of the K probabilities (``predicted_label``: a pixel is a candidate of one class at most, as organs
+    do not overlap), or every W⁰_k = 0 pixel (``all_ignored``). Within each ranking unit
     (``rank_scope``: an image, a volume's pooled slices, or all eligible images of the class), the best
     ceil(gamma·|C|) candidates are chosen:
     ``prob`` by descending p; ``mc_std`` by ascending std, then descending mean p; ``confidence`` by
@@ -165,7 +169,7 @@ def select_pseudo_labels(
         raise ValueError(f"score={score!r} needs a {'std' if score == 'mc_std' else 'confidence'} tensor shaped "
                          f"like prob {tuple(prob.shape)}")
     if candidate_set not in _CHOICES["candidate_set"]:
-        raise ValueError(f"candidate_set must be predicted_positive or all_ignored, got {candidate_set!r}")
+        raise ValueError(f"candidate_set must be one of {', '.join(_CHOICES['candidate_set'])}, got {candidate_set!r}")
     if rank_scope not in _CHOICES["rank_scope"]:
         raise ValueError(f"rank_scope must be image, volume or global, got {rank_scope!r}")
 
@@ -178,8 +182,10 @@ def select_pseudo_labels(
     units = _unit_ids(n, rank_scope, volume_ids, device)                        # (N,)
     p_flat = prob.reshape(n, k, -1)                                             # (N, K, P)
     cand = (weight0.reshape(n, k, -1) == 0) & eligible[:, :, None]              # (N, K, P)
-    if candidate_set == "predicted_positive":
+    if candidate_set != "all_ignored":
         cand &= p_flat > tau
+    if candidate_set == "predicted_label":                                      # first max on ties, as decoding
+        cand &= torch.zeros_like(cand).scatter_(1, p_flat.argmax(1, keepdim=True), True)
     key_flat = None if key is None else key.reshape(n, k, -1)
     out_flat = out.view(n, k, -1)
     for c in range(k):
