@@ -20,6 +20,13 @@ def test_int_promoted_to_float_but_not_string_to_int() -> None:
         load_config(None, ["train.steps=many"])
 
 
+def test_exponent_without_dot_is_a_number() -> None:
+    """YAML 1.1 reads ``1e-4`` as a string; float keys still take it, and a word still fails."""
+    assert load_config(None, ["train.lr=1e-4"]).train.lr == pytest.approx(1e-4)
+    with pytest.raises(WeaksegError, match="train.lr.*number"):
+        load_config(None, ["train.lr=fast"])
+
+
 def test_unknown_key_lists_valid_keys_and_close_match() -> None:
     with pytest.raises(WeaksegError) as err:
         load_config(None, ["train.step=3"])

@@ -176,6 +176,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):           # YAML 1.1 reads 1e-6 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise WeaksegError(f"config key {where!r} must be a number, got {value!r}")
     if tp is str:
         if isinstance(value, bool):          # YAML reads a bare off/on/no/yes as a boolean
