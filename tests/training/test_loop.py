@@ -89,3 +89,33 @@ def test_skip_policy_drops_bad_updates(tmp_path, monkeypatch) -> None:
     fit(toy_config(**{"train.steps": 4, "train.nonfinite": "skip"}), out, progress=False)
     train_logs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["skipped_updates"] for r in train_logs if r["split"] == "train"] == [0, 2]
+
+
+def test_undefined_selection_metric_does_not_stop_training(tmp_path) -> None:
+    """A validation split with nothing to score (metric None) keeps training; best.pt follows the last
+    checkpoint until the metric has a value; a misspelt metric still fails at the first validation."""
+    calls = []
+
+    def sometimes_empty(segment, data, cfg, device):
+        calls.append(1)
+        value = None if len(calls) == 1 else 0.5
+        return {"dice_soft_global": value, "mse": 0.0}
+
+    from weakseg.data.registry import DataBundle, register_dataset
+
+    def build(cfg):
+        bundle = tests.toy.build_toy(cfg)
+        return DataBundle(splits=bundle.splits, class_names=bundle.class_names, in_channels=1,
+                          evaluate=sometimes_empty, value_range=bundle.value_range)
+
+    register_dataset("toy_empty_valid")(build)
+    out = tmp_path / "run"
+    summary = fit(toy_config(**{"train.steps": 6, "data.name": "toy_empty_valid"}), out, progress=False)
+    best = load_checkpoint(out / "checkpoints" / "best.pt")
+    assert best["step"] == 6 and summary["best"]["value"] == 0.5          # defined at step 6: a real best
+    assert "undefined on the validation split" in (out / "log.txt").read_text()
+    calls.clear()
+    fit(toy_config(**{"train.steps": 3, "data.name": "toy_empty_valid"}), tmp_path / "run3", progress=False)
+    assert load_checkpoint(tmp_path / "run3" / "checkpoints" / "best.pt")["step"] == 3   # never defined
+    with pytest.raises(WeaksegError, match="not a validation metric"):
+        fit(toy_config(**{"train.steps": 3, "train.select_metric": "dice_typo"}), tmp_path / "typo", progress=False)
