@@ -286,7 +286,8 @@ def _colour(image, label):  # (H, W) float [0,1], (H, W) int -> (H, W, 3) uint8
 
 def figure(runs_root: Path, out: Path, *, alpha: float, fold: int, n: int = 4) -> Path | None:
     """Training slices of volumes with removed organs: image, full ground truth, partial labels seen in
-    training, and the predictions of ``naive`` and ``smiler`` (PNG). None when either run is missing."""
+    training, and the predictions of ``naive``, ``smile`` (when its run is there) and ``smiler`` (PNG).
+    None when the naive or the SMILEr run is missing."""
     import torch
 
     from weakseg.data.organs import predict_label_maps
@@ -298,6 +299,8 @@ def figure(runs_root: Path, out: Path, *, alpha: float, fold: int, n: int = 4) -
     dirs = {m: group / m / "seed0" for m in ("naive", "smiler")}
     if not all((d / "checkpoints" / "last.pt").is_file() for d in dirs.values()):
         return None
+    if (group / "smile" / "seed0" / "checkpoints" / "last.pt").is_file():
+        dirs = {"naive": dirs["naive"], "smile": group / "smile" / "seed0", "smiler": dirs["smiler"]}
     runs = {m: load_run(d, which="last", device="cpu") for m, d in dirs.items()}
     from weakseg.data.registry import build_data
     train = build_data(runs["smiler"].cfg).split("train")           # fresh: the partial statuses
@@ -321,7 +324,7 @@ def figure(runs_root: Path, out: Path, *, alpha: float, fold: int, n: int = 4) -
     cols = {"image": [_colour(i, i * 0) for i in imgs],
             "ground truth": [_colour(i, g.numpy()) for i, g in zip(imgs, gt, strict=True)],
             "partial labels": [_colour(i, p.numpy()) for i, p in zip(imgs, partial, strict=True)],
-            "naive": [_colour(i, p.numpy()) for i, p in zip(imgs, preds["naive"], strict=True)],
-            "SMILEr": [_colour(i, p.numpy()) for i, p in zip(imgs, preds["smiler"], strict=True)]}
+            **{title: [_colour(i, p.numpy()) for i, p in zip(imgs, preds[m], strict=True)]
+               for m, title in (("naive", "naive"), ("smile", "SMILE"), ("smiler", "SMILEr")) if m in preds}}
     return render_panels(cols, out, title=f"training slices, alpha={alpha_key(alpha)}, fold {fold}: "
                                           "liver red, stomach green, pancreas blue")
