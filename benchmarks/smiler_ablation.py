@@ -101,7 +101,8 @@ def main() -> int:
 def probe_candidates(smile_run: Path, taus: tuple[float, ...] = (0.5, 0.7, 0.9)) -> dict[str, Any]:
     """Where the SMILE model's candidates lie: per class, on the ignored pixels of the training slices
     where the class is missing, the candidates p_k > tau with their precision and the true label under
-    them (background and each organ), and the median p_k on the hidden true pixels of the class."""
+    them (background and each organ; also for those where k wins the argmax, as in decoding), and the
+    median p_k on the hidden true pixels of the class."""
     import torch
 
     from weakseg.data.registry import build_data
@@ -126,8 +127,11 @@ def probe_candidates(smile_run: Path, taus: tuple[float, ...] = (0.5, 0.7, 0.9))
             cand = ignored & (prob[:, c] > tau)
             n = int(cand.sum())
             counts = torch.bincount(label[cand], minlength=len(names)).tolist()
+            decoded = cand & (prob.argmax(1) == c)                  # where k also wins the argmax (decoding)
             rows.append({"tau": tau, "n": n, "precision": int((cand & hidden).sum()) / n if n else None,
-                         "truth_labels": dict(zip(names, counts, strict=True))})
+                         "truth_labels": dict(zip(names, counts, strict=True)),
+                         "decoded_truth_labels": dict(zip(names, torch.bincount(label[decoded], minlength=len(
+                             names)).tolist(), strict=True))})
         median = float(prob[:, c][hidden].median()) if bool(hidden.any()) else None
         out[name] = {"median_p_on_hidden_truth": median, "thresholds": rows}
     return out
