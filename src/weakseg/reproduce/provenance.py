@@ -20,7 +20,8 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent, capture_output=True,
                              text=True, timeout=10)
         commit = out.stdout.strip() or None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd or Path(__file__).parent,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)",
+                                 ":(top,exclude)results"], cwd=cwd or Path(__file__).parent,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return f"{commit}+dirty" if commit and dirty else commit
     except (OSError, subprocess.SubprocessError):
