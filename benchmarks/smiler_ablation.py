@@ -57,8 +57,11 @@ def main() -> int:
     base = json.loads(json.dumps(to_dict(config_from_dict(_yaml(base_dir / "config.yaml")))))
     smile_test = evaluate_run(cell / "smile" / "seed0", split="test", which="last", write=False)["metrics"]
 
+    candidates = probe_candidates(cell / "smile" / "seed0")
     out: dict[str, Any] = {"smile": {k: v for k, v in smile_test.items() if k != "per_case"},
-                           "smile_candidates": probe_candidates(cell / "smile" / "seed0"), "variants": {}}
+                           "smile_test_decoded_as": candidates.pop("test_decoded_as"),
+                           "smile_candidates": candidates, "variants": {}}
+    print(f"SMILE on the test fold, true organ -> decoded label: {out['smile_test_decoded_as']}", flush=True)
     for c, rows in out["smile_candidates"].items():
         print(f"SMILE {c:9s} p on hidden true pixels (median) {_f(rows['median_p_on_hidden_truth'])}; "
               + "; ".join(f"p>{r['tau']}: n={r['n']} precision={_f(r['precision'])} truth {r['truth_labels']}"
@@ -102,7 +105,8 @@ def probe_candidates(smile_run: Path, taus: tuple[float, ...] = (0.5, 0.7, 0.9))
     """Where the SMILE model's candidates lie: per class, on the ignored pixels of the training slices
     where the class is missing, the candidates p_k > tau with their precision and the true label under
     them (background and each organ; also for those where k wins the argmax, as in decoding), and the
-    median p_k on the hidden true pixels of the class."""
+    median p_k on the hidden true pixels of the class; under ``test_decoded_as``, per true organ of the test
+    fold, the labels its voxels are decoded to."""
     import torch
 
     from weakseg.data.registry import build_data
@@ -134,7 +138,21 @@ def probe_candidates(smile_run: Path, taus: tuple[float, ...] = (0.5, 0.7, 0.9))
                              names)).tolist(), strict=True))})
         median = float(prob[:, c][hidden].median()) if bool(hidden.any()) else None
         out[name] = {"median_p_on_hidden_truth": median, "thresholds": rows}
+    out["test_decoded_as"] = _test_confusion(run, names)
     return out
+
+
+def _test_confusion(run: Any, names: list[str]) -> dict[str, dict[str, int]]:
+    """Per true organ of the test fold: how many of its voxels the decoded prediction gives each label."""
+    import torch
+
+    from weakseg.data.organs import predict_label_maps
+
+    test = run.data.split("test")
+    pred = predict_label_maps(run.method.segment, test, device=torch.device("cpu"))            # (N, H, W)
+    truth = test.truth.bool()
+    return {name: dict(zip(names, torch.bincount(pred[truth[:, c]], minlength=len(names)).tolist(), strict=True))
+            for c, name in enumerate(names[1:])}
 
 
 def _f(v: float | None) -> str:
