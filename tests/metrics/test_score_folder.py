@@ -102,6 +102,17 @@ def test_undeclared_label_value(tmp_path: Path) -> None:
         score_folders(pred, gt, labels={"tumour": 1})
 
 
+def test_every_file_with_undeclared_values_is_listed(tmp_path: Path) -> None:
+    pred, gt = _folders(tmp_path)
+    _write(pred / "c1.nii.gz", _cube() * 3)
+    _write(gt / "c2.nii.gz", _cube() * 5)
+    with pytest.raises(WeaksegError) as err:
+        score_folders(pred, gt, labels={"tumour": 1})
+    msg = str(err.value)
+    assert msg.startswith("2 label map(s)") and "pred/c1.nii.gz: label values [3]" in msg
+    assert "labelsTr/c2.nii.gz: label values [5]" in msg
+
+
 def test_truncated_file(tmp_path: Path) -> None:
     pred, gt = _folders(tmp_path)
     raw = gzip.compress(b"\0" * 100)  # a gzip stream that is not a NIfTI header, then cut short

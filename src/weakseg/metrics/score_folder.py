@@ -124,8 +124,9 @@ def score_folders(
     unmatched = [n for n in preds if n not in set(refs)]
     _precheck_headers(pred_dir, gt_dir, refs)
 
-    # Cases stream one at a time (volumes are large); each pair is checked as it is read and a bad file
-    # stops scoring with an error naming it. Nothing is written here, so no partial output can remain.
+    # Cases stream one at a time (volumes are large); each pair is checked as it is read. A shape or affine
+    # problem stops at once (the headers were pre-checked); files with undeclared label values are all listed
+    # after one pass. Nothing is written here, so no partial output can remain.
     def pairs() -> Iterator[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
         for name in refs:
             ref, ref_aff = _load_labelmap(gt_dir / name)
@@ -153,18 +154,25 @@ def score_folders(
         allowed |= {int(x) for x in v} if isinstance(v, (list, tuple)) else {int(v)}
     allowed.add(0)
 
+    bad_values: list[str] = []     # every file with undeclared values, reported together after the pass
+
     def cases() -> Iterator[CaseToScore]:
         for name, pred, ref, aff in pairs():
             for arr, folder in ((ref, gt_dir), (pred, pred_dir)):
                 extra = sorted(set(np.unique(arr).tolist()) - allowed)
                 if extra:
-                    raise WeaksegError(f"{folder / name}: label values {extra[:10]} are not declared in labels "
-                                       f"{dict(labels)}; fix the map or the labels")
+                    bad_values.append(f"{folder / name}: label values {extra[:10]} are not declared in labels "
+                                      f"{dict(labels)}")
+            if bad_values:                 # nothing is returned once a file is bad: skip the scoring work
+                continue
             cid = _case_id(name, file_ending)
             spacing = [float(s) for s in voxel_sizes(aff)[: ref.ndim]]
             yield CaseToScore(cid, pred, ref, spacing, (statuses or {}).get(cid),
                               prediction_file=str(pred_dir / name), reference_file=str(gt_dir / name))
 
     summary = score_cases(cases(), labels=labels, policy=policy, compute_assd=compute_assd)
+    if bad_values:
+        raise WeaksegError(f"{len(bad_values)} label map(s) hold undeclared values; fix the maps or the labels:\n  "
+                           + "\n  ".join(bad_values))
     summary["weakseg"]["unmatched_predictions"] = unmatched
     return summary
