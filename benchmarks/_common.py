@@ -11,7 +11,6 @@ import os
 import platform
 import resource
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,14 +29,11 @@ PRESETS = {"mnist48_simple": {"depth": 4}, "mnist128": {"depth": 5}, "brats": {"
 
 
 def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)",
-                                 ":(top,exclude)results"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    """The package's provenance commit (results/ edits are not "dirty"), in the benchmarks' "-dirty" spelling."""
+    from weakseg.reproduce.provenance import git_commit as commit
+
+    found = commit(ROOT)
+    return found.replace("+dirty", "-dirty") if found else "unknown"
 
 
 def machine() -> dict[str, Any]:

@@ -43,7 +43,7 @@ def main() -> int:
                         help="the runs root of `weakseg reproduce organs` (its SMILE run is round 0)")
     args = parser.parse_args()
 
-    from weakseg.config.io import apply_overrides, config_from_dict, dump_yaml, to_dict
+    from weakseg.config.io import dump_yaml, load_config, to_dict
     from weakseg.inference.report import evaluate_run
     from weakseg.relabel.rounds import fit_smiler
 
@@ -54,7 +54,7 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "weakseg", "reproduce", "organs", "--preset", args.preset,
                         "--folds", str(args.fold), "--alphas", str(args.alpha), "--methods", "smile", "smiler",
                         "--runs-root", str(args.reproduce_runs_root)], check=True, cwd=ROOT)
-    base = json.loads(json.dumps(to_dict(config_from_dict(_yaml(base_dir / "config.yaml")))))
+    base = to_dict(load_config(base_dir / "config.yaml"))
     smile_test = evaluate_run(cell / "smile" / "seed0", split="test", which="last", write=False)["metrics"]
 
     candidates = probe_candidates(cell / "smile" / "seed0")
@@ -71,7 +71,7 @@ def main() -> int:
                (json.loads(path.read_text())["variants"].items() if path.is_file() else [])}
     for name in args.variants:
         run_dir = args.runs_root / f"{args.preset}_a{args.alpha}_f{args.fold}" / name
-        cfg = config_from_dict(apply_overrides(base, VARIANTS[name]))
+        cfg = load_config(base_dir / "config.yaml", VARIANTS[name])
         t0, wall = time.time(), None
         if name == "default":
             run_dir = base_dir                       # the table's own SMILEr run
@@ -112,6 +112,7 @@ def probe_candidates(smile_run: Path, taus: tuple[float, ...] = (0.5, 0.7, 0.9))
     from weakseg.data.registry import build_data
     from weakseg.data.status import MISSING_CODES, status_targets_from_masks
     from weakseg.inference.load import load_run
+    from weakseg.losses.partial_label import ce_targets
     from weakseg.relabel.scoring import probability_scores
 
     run = load_run(smile_run, which="last", device="cpu")
@@ -119,7 +120,8 @@ def probe_candidates(smile_run: Path, taus: tuple[float, ...] = (0.5, 0.7, 0.9))
     _, weight0 = status_targets_from_masks(train.masks, train.status, has_mask=train.has_mask)
     prob = probability_scores(run.method.models["segmenter"], train.images, batch_size=run.cfg.eval.batch_size)
     truth = train.truth.bool()
-    label = (truth.long() * torch.arange(1, truth.shape[1] + 1).view(1, -1, 1, 1)).amax(1)      # (N, H, W)
+    label = ce_targets(truth)                                                   # (N, H, W) label map
+    winner = prob.argmax(1)                                                     # (N, H, W) decoded organ
     missing = torch.isin(train.status.long(), torch.tensor(MISSING_CODES))
     names = ["background", *train.class_names]
     out: dict[str, Any] = {}
@@ -131,7 +133,7 @@ def probe_candidates(smile_run: Path, taus: tuple[float, ...] = (0.5, 0.7, 0.9))
             cand = ignored & (prob[:, c] > tau)
             n = int(cand.sum())
             counts = torch.bincount(label[cand], minlength=len(names)).tolist()
-            decoded = cand & (prob.argmax(1) == c)                  # where k also wins the argmax (decoding)
+            decoded = cand & (winner == c)                          # where k also wins the argmax (decoding)
             rows.append({"tau": tau, "n": n, "precision": int((cand & hidden).sum()) / n if n else None,
                          "truth_labels": dict(zip(names, counts, strict=True)),
                          "decoded_truth_labels": dict(zip(names, torch.bincount(label[decoded], minlength=len(
@@ -157,11 +159,6 @@ def _test_confusion(run: Any, names: list[str]) -> dict[str, dict[str, int]]:
 
 def _f(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.2f}"
-
-
-def _yaml(path: Path) -> dict[str, Any]:
-    import yaml
-    return yaml.safe_load(path.read_text())
 
 
 if __name__ == "__main__":

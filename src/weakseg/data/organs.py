@@ -377,12 +377,11 @@ def score_slice_set(pred: Tensor, data: OrganSliceSet) -> dict[str, Any]:
     The reference is the full ground truth on the test split and the visible masks elsewhere; classes
     whose evaluation status is ``unknown``/``present`` are not scored.
     """
+    from weakseg.losses.partial_label import ce_targets
     from weakseg.metrics.summary import score_cases
 
     classes = data.class_names
-    ref_masks = data.truth if data.score_truth else data.masks
-    ids = torch.arange(1, len(classes) + 1).view(1, -1, 1, 1)
-    ref_map = (ref_masks.long() * ids).amax(1)                                    # (N, H, W)
+    ref_map = ce_targets(data.truth if data.score_truth else data.masks)          # (N, H, W)
     cases = []
     for v in data.volumes:
         rows = slice(v["start"], v["start"] + v["depth"])

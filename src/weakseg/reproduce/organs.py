@@ -294,13 +294,13 @@ def figure(runs_root: Path, out: Path, *, alpha: float, fold: int, n: int = 4) -
     from weakseg.data.status import MISSING_CODES
     from weakseg.inference.load import load_run
     from weakseg.inference.panels import render_panels
+    from weakseg.losses.partial_label import ce_targets
 
     group = runs_root / f"alpha{alpha_key(alpha)}" / f"fold{fold}"
-    dirs = {m: group / m / "seed0" for m in ("naive", "smiler")}
-    if not all((d / "checkpoints" / "last.pt").is_file() for d in dirs.values()):
+    dirs = {m: group / m / "seed0" for m in ("naive", "smile", "smiler")}
+    dirs = {m: d for m, d in dirs.items() if (d / "checkpoints" / "last.pt").is_file()}
+    if "naive" not in dirs or "smiler" not in dirs:
         return None
-    if (group / "smile" / "seed0" / "checkpoints" / "last.pt").is_file():
-        dirs = {"naive": dirs["naive"], "smile": group / "smile" / "seed0", "smiler": dirs["smiler"]}
     runs = {m: load_run(d, which="last", device="cpu") for m, d in dirs.items()}
     from weakseg.data.registry import build_data
     train = build_data(runs["smiler"].cfg).split("train")           # fresh: the partial statuses
@@ -316,9 +316,7 @@ def figure(runs_root: Path, out: Path, *, alpha: float, fold: int, n: int = 4) -
     if not picked:
         return None
     sub = train.subset(torch.tensor(picked))
-    ids = torch.arange(1, 4).view(1, 3, 1, 1)
-    gt = (train.truth[picked].long() * ids).amax(1)
-    partial = (train.masks[picked].long() * ids).amax(1)
+    gt, partial = ce_targets(train.truth[picked]), ce_targets(train.masks[picked])      # (n, H, W) label maps
     preds = {m: predict_label_maps(r.method.segment, sub, device=torch.device("cpu")) for m, r in runs.items()}
     imgs = train.images[picked, 0].numpy()
     cols = {"image": [_colour(i, i * 0) for i in imgs],

@@ -233,11 +233,9 @@ def _state(method: Method, streams: dict[str, BatchStream], ctx: StepContext, cf
 
 
 def _undefined(valid: dict[str, Any], name: str) -> bool:
-    """True when the validation metric ``name`` exists but has no value this time (None or NaN)."""
+    """True when the validation metric ``name`` is reported without a value this time (None)."""
     value = valid.get(name, 0.0)
-    if isinstance(value, dict):
-        value = value.get("mean", 0.0)
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return (value.get("mean", 0.0) if isinstance(value, dict) else value) is None
 
 
 def _better(value: float | None, best: dict[str, Any] | None, mode: str) -> bool:
@@ -361,11 +359,11 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
         if metric not in flat and _undefined(valid, cfg.train.select_metric):
             # e.g. organs at a high missing rate: no organ annotated in the validation volumes. Nothing to
             # select on; best.pt follows the last checkpoint until the metric is defined.
+            follow = best_ is None or best_.get("value") is None
             logger.info(f"step {done}: {cfg.train.select_metric} is undefined on the validation split (nothing "
-                        "annotated there to score); best.pt " + ("follows the last checkpoint" if
-                                                                 best_ is None or best_.get("value") is None
-                                                                 else "keeps the earlier best"))
-            if best_ is None or best_.get("value") is None:
+                        "annotated there to score); best.pt "
+                        + ("follows the last checkpoint" if follow else "keeps the earlier best"))
+            if follow:
                 best_ = {"metric": cfg.train.select_metric, "value": None, "step": done}
                 save(paths.best, done, best_)
             return valid, best_
