@@ -19,6 +19,7 @@ from weakseg.data.mnist import (
     build_mnist_splits,
     choose_labelled_sources,
     clutter_rule,
+    cluttered_sample_reference,
     generate_cluttered,
     generate_cluttered_reference,
     load_digits,
@@ -279,6 +280,53 @@ def test_determinism_by_seed(fold: DigitFold) -> None:
     r1 = generate_cluttered_reference(fold, SMALL, 10, seed=7)
     r2 = generate_cluttered_reference(fold, SMALL, 10, seed=7)
     np.testing.assert_array_equal(r1.images, r2.images)
+
+
+def _replay_sample(replay: np.random.RandomState, spec: ClutterSpec, n_fold: int) -> dict:
+    """genseg.md §9.1's draws for one sample, in its order: digit, P noise, offsets, P clutter (all sources first,
+    then per patch target row/col and source row/col), A noise, A clutter."""
+    s, w, k = spec.canvas, spec.size_clutter, spec.n_clutter
+    out = {"i": replay.randint(n_fold), "noise_p": spec.noise_sigma * replay.randn(s, s).astype(np.float32)}
+    out["offset"] = (replay.randint(s - 28), replay.randint(s - 28))
+    for canvas in ("p", "a"):
+        if canvas == "a":
+            out["noise_a"] = spec.noise_sigma * replay.randn(s, s).astype(np.float32)
+        js = replay.randint(n_fold, size=k)
+        out[f"clutter_{canvas}"] = [(j, replay.randint(s - w), replay.randint(s - w), replay.randint(28 - w),
+                                     replay.randint(28 - w)) for j in js]
+    return out
+
+
+def test_reference_sample_draws_in_the_reference_call_order(fold: DigitFold) -> None:
+    """A replay of §9.1's order from the same seed gives the same digit, offsets, noise and clutter pixels, and
+    leaves the stream at the same position."""
+    images = np.asarray(fold.images)
+    for spec in (SMALL, replace(SMALL, noise_sigma=0.3, n_clutter=0)):
+        rng, replay = np.random.RandomState(21), np.random.RandomState(21)
+        for labelled in (True, False):
+            sample = cluttered_sample_reference(images, spec, rng, labelled=labelled)
+            want = _replay_sample(replay, spec, len(fold))
+            assert (sample.source, sample.offset) == (want["i"], want["offset"])
+            assert sample.p_image.dtype == sample.a_image.dtype == np.float32
+            x = images[want["i"]]
+            if spec.n_clutter == 0:                                      # exact pixels: noise, then the digit
+                p = want["noise_p"].copy()
+                p[want["offset"][0]:want["offset"][0] + 28, want["offset"][1]:want["offset"][1] + 28][x > 0] = x[x > 0]
+                np.testing.assert_array_equal(sample.p_image, p)
+                np.testing.assert_array_equal(sample.a_image, want["noise_a"])
+            else:                                                        # clutter patches land where drawn
+                w = spec.size_clutter
+                for canvas, img in (("p", sample.p_image), ("a", sample.a_image)):
+                    j, tr, tc, sr, sc = want[f"clutter_{canvas}"][-1]   # the last patch lies on top:
+                    src = images[j][sr:sr + w, sc:sc + w]                # src replaces or saturates (max)
+                    assert (img[tr:tr + w, tc:tc + w][src > 0] >= src[src > 0]).all()
+            if labelled:
+                assert sample.mask.dtype == np.int64
+                np.testing.assert_array_equal(sample.mask, _place((x > 0.5).astype(np.int64), sample.offset,
+                                                                  spec.canvas))
+            else:
+                assert sample.mask is None
+        assert rng.randint(2**31) == replay.randint(2**31)               # same number of draws consumed
 
 
 def _per_image_stats(out: M.ClutteredSet) -> dict[str, np.ndarray]:

@@ -8,8 +8,9 @@ A is an independent canvas with clutter only. The mask is the digit's pixels > 0
 (clutter may cover it; the mask ignores clutter).
 
 ``generate_cluttered`` is the vectorised production generator (no per-sample loop: one gather/scatter per
-clutter index for a whole block of canvases, blocks sized to stay in cache). It draws its random numbers in its own order, so it matches the per-sample
-``generate_cluttered_reference`` (the reference's exact call order) in distribution, not pixel by pixel.
+clutter index for a whole block of canvases, blocks sized to stay in cache). It draws its random numbers in
+its own order, so it matches the per-sample ``cluttered_sample_reference`` (the reference's algorithm, call
+order and dtypes: its exact pixels for a given ``RandomState``) in distribution, not pixel by pixel.
 ``build_mnist_splits`` turns the folds into train/valid/test ``TensorSampleSet``\\ s with label statuses.
 """
 
@@ -32,8 +33,8 @@ from weakseg.errors import WeaksegError
 
 __all__ = [
     "PRESETS", "ClutterSpec", "ClutteredSampleSet", "ClutteredSet", "DigitFold", "DigitSplits", "MnistSplits",
-    "build_mnist_splits", "choose_labelled_sources", "clutter_rule", "clutter_spec", "generate_cluttered",
-    "generate_cluttered_reference", "load_digits",
+    "ReferenceSample", "build_mnist_splits", "choose_labelled_sources", "clutter_rule", "clutter_spec",
+    "cluttered_sample_reference", "generate_cluttered", "generate_cluttered_reference", "load_digits",
 ]
 
 DIGIT = 28                 # MNIST digit side
@@ -237,51 +238,84 @@ def generate_cluttered(digits: DigitFold, spec: ClutterSpec | str, n: int, *,
 
 
 # ---------------------------------------------------------------------------------------- reference path
+class ReferenceSample(NamedTuple):
+    """One sample as the reference's ``_generate_cluttered_sample`` returns it (A, P, mask or None, digit),
+    with the digit's fold index and its (row, col) offset instead of its class.
+
+    Shape:
+        a_image, p_image: (S, S) float32; mask: (S, S) int64 or None (unlabelled).
+    """
+
+    a_image: np.ndarray
+    p_image: np.ndarray
+    mask: np.ndarray | None
+    source: int
+    offset: tuple[int, int]
+
+
+def cluttered_sample_reference(fold_images: np.ndarray, spec: ClutterSpec, rng: np.random.RandomState, *,
+                               labelled: bool = True) -> ReferenceSample:
+    """One sample by the reference's per-sample algorithm (§9.1): same ``RandomState`` calls, same order, float32.
+
+    What a user of the reference runs (``utils/data/cluttered_mnist.py``, one call per sample): float32 digits,
+    the noise drawn in float64 and cast to float32 before scaling, a fresh (S, S) int64 mask only for labelled
+    samples. Given the same ``RandomState`` it reproduces the reference's pixels exactly (checked against its
+    code by ``benchmarks/bench_mnist_generation.py --peer``).
+
+    Shape:
+        fold_images: (N, 28, 28) float32 in [0, 1]. Returns a ``ReferenceSample`` of (S, S) arrays.
+    """
+    s, w, n_fold = spec.canvas, spec.size_clutter, len(fold_images)
+
+    def background() -> np.ndarray:
+        return spec.noise_sigma * rng.randn(s, s).astype(np.float32)     # (S, S) float32
+
+    def add_clutter(img: np.ndarray) -> None:
+        for j in rng.randint(n_fold, size=spec.n_clutter):                 # all sources drawn first
+            tr, tc = rng.randint(s - w), rng.randint(s - w)                # target window 0..S-w-1
+            sr, sc = rng.randint(DIGIT - w), rng.randint(DIGIT - w)        # source window 0..27-w
+            src = fold_images[j][sr:sr + w, sc:sc + w]
+            dst = img[tr:tr + w, tc:tc + w]                                # a view: writes reach img
+            sat = src + dst > 1
+            put = (src > 0) & ~sat
+            dst[put] = src[put]
+            dst[sat] = np.maximum(dst[sat], src[sat])
+
+    i = rng.randint(n_fold)
+    x = fold_images[i]
+    p = background()
+    r0, c0 = rng.randint(s - DIGIT), rng.randint(s - DIGIT)               # 0..S-29
+    on = x > 0
+    p[r0:r0 + DIGIT, c0:c0 + DIGIT][on] = x[on]                            # the digit overwrites the noise
+    add_clutter(p)
+    a = background()
+    add_clutter(a)
+    mask = None
+    if labelled:
+        mask = np.zeros((s, s), dtype=np.int64)
+        mask[r0:r0 + DIGIT, c0:c0 + DIGIT][x > 0.5] = 1
+    return ReferenceSample(a, p, mask, int(i), (int(r0), int(c0)))
+
+
 def generate_cluttered_reference(digits: DigitFold, spec: ClutterSpec | str, n: int, *,
                                  seed: int | np.random.RandomState) -> ClutteredSet:
-    """Per-sample generator in the reference's exact ``RandomState`` call order (§9.1).
+    """``n`` samples of ``cluttered_sample_reference`` (the reference's call order), stacked as a ``ClutteredSet``.
 
-    The straightforward loop: the baseline of the generation benchmark and the yardstick of the
-    distribution tests. Same outputs as ``generate_cluttered``.
+    The yardstick of the distribution tests; the generation benchmark times the per-sample loop itself.
+    Same outputs as ``generate_cluttered`` (every P image with its mask), not the same pixels.
     """
     spec = clutter_spec(spec)
     _check_count(n, "n")
     rng = seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
-    fold = digits.images.astype(np.float64)
-    s, w, n_fold = spec.canvas, spec.size_clutter, len(digits)
-
-    def background() -> np.ndarray:
-        return spec.noise_sigma * rng.randn(s, s)
-
-    def add_clutter(img: np.ndarray) -> None:
-        js = rng.randint(n_fold, size=spec.n_clutter)                      # all sources drawn first
-        for j in js:
-            tr, tc = rng.randint(s - w), rng.randint(s - w)
-            sr, sc = rng.randint(DIGIT - w), rng.randint(DIGIT - w)
-            src = fold[j][sr:sr + w, sc:sc + w]
-            dst = img[tr:tr + w, tc:tc + w]                                # a view: writes reach img
-            sat = src + dst > 1
-            m = (src > 0) & ~sat
-            dst[m] = src[m]
-            dst[sat] = np.maximum(dst[sat], src[sat])
-
-    images = np.empty((2 * n, 1, s, s), dtype=np.float32)
-    masks = np.zeros((n, 1, s, s), dtype=np.uint8)
-    source = np.empty(n, dtype=np.int64)
-    offsets = np.empty((n, 2), dtype=np.int64)
-    for t in range(n):
-        i = rng.randint(n_fold)
-        x = fold[i]
-        p = background()
-        r0 = rng.randint(s - DIGIT)
-        c0 = rng.randint(s - DIGIT)
-        p[r0:r0 + DIGIT, c0:c0 + DIGIT][x > 0] = x[x > 0]
-        add_clutter(p)
-        a = background()
-        add_clutter(a)
-        masks[t, 0, r0:r0 + DIGIT, c0:c0 + DIGIT][x > 0.5] = 1
-        images[t, 0], images[n + t, 0] = p, a
-        source[t], offsets[t] = i, (r0, c0)
+    fold = np.asarray(digits.images, dtype=np.float32)
+    s = spec.canvas
+    samples = [cluttered_sample_reference(fold, spec, rng) for _ in range(n)]
+    images = np.empty((2 * n, 1, s, s), dtype=np.float32)                 # (2n, 1, S, S): P then A
+    masks = np.empty((n, 1, s, s), dtype=np.uint8)
+    for t, smp in enumerate(samples):
+        images[t, 0], images[n + t, 0], masks[t, 0] = smp.p_image, smp.a_image, smp.mask
+    source = np.array([smp.source for smp in samples], dtype=np.int64)
+    offsets = np.array([smp.offset for smp in samples], dtype=np.int64).reshape(n, 2)
     return ClutteredSet(images, masks, source, digits.labels[source].astype(np.int64), offsets)
 
 
