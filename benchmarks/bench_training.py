@@ -119,7 +119,8 @@ def setup(method_name: str, preset: str, variant: str, width: float, batch: int,
 
 def run_one(spec: dict[str, Any]) -> dict[str, Any]:
     """One configuration in this process; returns its figures."""
-    s = setup(spec["method"], spec["preset"], spec["variant"], spec["width"], spec["batch"], spec["device"])
+    s = setup(spec["method"], spec["preset"], spec["variant"], spec["width"], spec["batch"], spec["device"],
+              extra=spec.get("extra"))
     device, ctx, step, applied, data_build_s = s["device"], s["ctx"], s["step"], s["applied"], s["data_build_s"]
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -155,6 +156,20 @@ def run_one(spec: dict[str, Any]) -> dict[str, Any]:
             "step_ms": round(1000 * elapsed / spec["steps"], 2), "images_per_s": round(images / elapsed, 1),
             "warmup_s": [round(w, 3) for w in warm_s], "first_losses": losses, "host_syncs": syncs,
             "data_build_s": round(data_build_s, 3), **peak_memory_mib(device)}
+
+
+def compare_to_fp32(rows: list[dict[str, Any]]) -> None:
+    """Speed-up and first-loss agreement of each row against fp32 of the same method and preset, in place."""
+    base = {(r["method"], r["preset"]): r for r in rows if r["variant"] == "fp32" and "images_per_s" in r}
+    for r in rows:
+        ref = base.get((r["method"], r["preset"]))
+        if ref is None or "images_per_s" not in r:
+            continue
+        r["speedup_vs_fp32"] = round(r["images_per_s"] / ref["images_per_s"], 2)
+        pairs = list(zip(r["first_losses"], ref["first_losses"]))
+        rel = max((abs(a - b) / max(abs(b), 1e-8) for a, b in pairs), default=0.0)
+        r["loss_max_rel_diff_vs_fp32"] = round(rel, 6)
+        r["losses_agree"] = rel <= LOSS_RTOL[r["variant"]] or r["variant"] == "fp32"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,17 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 print(f"{preset:<15}{method:<14}{variant:<15}{row['images_per_s']:>9.1f} img/s {row['step_ms']:>9.1f} "
                       f"ms/step  {next(iter(v for k, v in row.items() if k.endswith('_mib')))} MiB", flush=True)
-    # Speed-ups and loss agreement against fp32 of the same method and preset.
-    base = {(r["method"], r["preset"]): r for r in rows if r["variant"] == "fp32"}
-    for r in rows:
-        ref = base.get((r["method"], r["preset"]))
-        if ref is None:
-            continue
-        r["speedup_vs_fp32"] = round(r["images_per_s"] / ref["images_per_s"], 2)
-        pairs = list(zip(r["first_losses"], ref["first_losses"]))
-        rel = max((abs(a - b) / max(abs(b), 1e-8) for a, b in pairs), default=0.0)
-        r["loss_max_rel_diff_vs_fp32"] = round(rel, 6)
-        r["losses_agree"] = rel <= LOSS_RTOL[r["variant"]] or r["variant"] == "fp32"
+    compare_to_fp32(rows)
     out = args.out or RESULTS / f"bench_training_{'gpu' if gpu else 'cpu_quick'}.json"
     rec = record("training throughput: images/s, peak memory, speed-up and first-loss agreement vs eager fp32",
                  device=device, scale={k: {"width": w, "batch_per_stream": b} for k, (w, b) in scale.items()},
