@@ -15,8 +15,8 @@ Timing is interleaved (A, B, A, B, ... within one process, after one warm-up cal
 a shared machine hits every generator alike; each repeat gives one ratio per pair, and the median ratio with its
 spread (min, quartiles, max) is reported, with the 1/5/15-minute load averages before and after.
 
-    PYTHONPATH=src python benchmarks/bench_mnist_generation.py                      # writes results/bench_mnist_generation.json
-    PYTHONPATH=src python benchmarks/bench_mnist_generation.py --peer ../genseg     # + the reference project's code
+    PYTHONPATH=src python benchmarks/bench_mnist_generation.py                   # results/bench_mnist_generation.json
+    PYTHONPATH=src python benchmarks/bench_mnist_generation.py --peer ../genseg  # + the reference project's code
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def peer_identical(cls: type, images: np.ndarray, labels: np.ndarray, spec: Clut
     theirs = peer_generator(cls, images, labels, spec, seed)._generate_cluttered(n, "train")
     ours = reference_samples(images, spec, n, seed)
     return all(np.array_equal(t[0], o.a_image) and np.array_equal(t[1], o.p_image) and np.array_equal(t[2], o.mask)
-               and t[0].dtype == o.a_image.dtype and t[3] == labels[o.source] for t, o in zip(theirs, ours, strict=True))
+               and t[0].dtype == o.a_image.dtype and t[3] == labels[o.source]
+               for t, o in zip(theirs, ours, strict=True))
 
 
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:

@@ -311,13 +311,16 @@ def part_data_ratio(pr: PartRun) -> None:
         data, gen_rate = mnist_set(preset, n)
         row: dict[str, Any] = {"preset": preset, "generate_samples_per_s": round(gen_rate, 1), "generated": n}
         host = BatchStream(data, torch.arange(len(data)), BATCH, seed=0)
-        row["stream_host_images_per_s"] = round(BATCH * rate(lambda: next(host), n_batches, torch.device("cpu")), 1)  # noqa: B023
+
+        def images_per_s(fn: Callable[[], object], on: torch.device) -> float:
+            return round(BATCH * rate(fn, n_batches, on), 1)
+
+        row["stream_host_images_per_s"] = images_per_s(lambda: next(host), torch.device("cpu"))  # noqa: B023
         if device.type == "cuda":
-            row["stream_host_pinned_copy_images_per_s"] = round(BATCH * rate(
-                lambda: _batch_to(next(host), device, pin=True, channels_last=False), n_batches, device), 1)  # noqa: B023
-            on = data.to(device)
-            dev = BatchStream(on, torch.arange(len(on)), BATCH, seed=0, device=device)
-            row["stream_device_images_per_s"] = round(BATCH * rate(lambda: next(dev), n_batches, device), 1)  # noqa: B023
+            row["stream_host_pinned_copy_images_per_s"] = images_per_s(
+                lambda: _batch_to(next(host), device, pin=True, channels_last=False), device)  # noqa: B023
+            dev = BatchStream(data.to(device), torch.arange(len(data)), BATCH, seed=0, device=device)
+            row["stream_device_images_per_s"] = images_per_s(lambda: next(dev), device)  # noqa: B023
         used = row.get("stream_device_images_per_s") or row["stream_host_images_per_s"]
         if preset in consumption:
             row["genseg_training_images_per_s"] = consumption[preset]
@@ -646,7 +649,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=None, help=f"seconds for every part but full_run "
                                                               f"(default {SUITE_BUDGET_S})")
     p.add_argument("--deadline", type=float, default=None,
-                   help=f"seconds after the start by which the full run has stopped and exported (default {DEADLINE_S})")
+                   help="seconds after the start by which the full run has stopped and exported "
+                        f"(default {DEADLINE_S})")
     p.add_argument("--in-process", action="store_true", help="run the parts in this process (the dry run does)")
     p.add_argument("--isolate", action="store_true", help="dry run: one process per part, as on the GPU")
     p.add_argument("--full-run-from", type=Path, default=None,
