@@ -347,14 +347,15 @@ def _slice_set(vols: list[OrganVolume], status: Mapping[str, Mapping[str, str]],
 # ------------------------------------------------------------------------------------------ evaluation
 @torch.no_grad()
 def predict_label_maps(segment: Any, data: OrganSliceSet, *, device: torch.device, batch_size: int = 64,
-                       threshold: float = 0.5) -> Tensor:
+                       threshold: float = 0.5, pos_weight: Sequence[float] | None = None) -> Tensor:
     """Decoded slice predictions: K+1 output channels are read as a softmax head (argmax), K channels as
-    K sigmoids (``decode_label_map``: argmax over classes above ``threshold``).
+    K sigmoids (``decode_label_map``: argmax over classes above ``threshold``), on sigmoid(z - log pos_weight)
+    when ``pos_weight`` is given (``calibrated_sigmoid``; ``weakseg.methods.partial.decode_pos_weight``).
 
     Shape:
         returns (N, H, W) int64 class ids 0..K.
     """
-    from weakseg.losses.partial_label import decode_label_map
+    from weakseg.losses.partial_label import calibrated_sigmoid, decode_label_map
 
     k = len(data.class_names)
     out = []
@@ -364,7 +365,7 @@ def predict_label_maps(segment: Any, data: OrganSliceSet, *, device: torch.devic
         if logits.shape[1] == k + 1:
             out.append(logits.argmax(1).cpu())
         elif logits.shape[1] == k:
-            out.append(decode_label_map(torch.sigmoid(logits), threshold=threshold).cpu())
+            out.append(decode_label_map(calibrated_sigmoid(logits, pos_weight=pos_weight), threshold=threshold).cpu())
         else:
             raise WeaksegError(f"the model outputs {logits.shape[1]} channels for {k} classes; expected {k} "
                                f"(sigmoid) or {k + 1} (softmax with background)")
@@ -399,9 +400,12 @@ def _words(codes: Tensor) -> list[str]:
 
 def evaluate_organs(segment: Any, data: OrganSliceSet, cfg: Any, device: torch.device) -> dict[str, Any]:
     """The organs metrics: ``mean_dice`` (mean over organs of the per-volume mean Dice, the selection
-    metric), ``dice_<class>``, ``hd95_<class>`` and the per-volume Dice table ``per_case``."""
+    metric), ``dice_<class>``, ``hd95_<class>`` and the per-volume Dice table ``per_case``. Sigmoid outputs
+    are decoded as ``smile.calibrate_pos_weight`` says."""
+    from weakseg.methods.partial import decode_pos_weight
+
     pred = predict_label_maps(segment, data, device=device, batch_size=cfg.eval.batch_size,
-                              threshold=cfg.eval.threshold)
+                              threshold=cfg.eval.threshold, pos_weight=decode_pos_weight(cfg))
     summary = score_slice_set(pred, data)
     out: dict[str, Any] = {"mean_dice": summary["foreground_mean"]["Dice"]}
     for i, c in enumerate(data.class_names, start=1):

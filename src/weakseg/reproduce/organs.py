@@ -317,7 +317,9 @@ def figure(runs_root: Path, out: Path, *, alpha: float, fold: int, n: int = 4) -
         return None
     sub = train.subset(torch.tensor(picked))
     gt, partial = ce_targets(train.truth[picked]), ce_targets(train.masks[picked])      # (n, H, W) label maps
-    preds = {m: predict_label_maps(r.method.segment, sub, device=torch.device("cpu")) for m, r in runs.items()}
+    from weakseg.methods.partial import decode_pos_weight
+    preds = {m: predict_label_maps(r.method.segment, sub, device=torch.device("cpu"), pos_weight=decode_pos_weight(r.cfg))
+             for m, r in runs.items()}
     imgs = train.images[picked, 0].numpy()
     cols = {"image": [_colour(i, i * 0) for i in imgs],
             "ground truth": [_colour(i, g.numpy()) for i, g in zip(imgs, gt, strict=True)],
