@@ -328,3 +328,30 @@ def figure(runs_root: Path, out: Path, *, alpha: float, fold: int, n: int = 4) -
                for m, title in (("naive", "naive"), ("smile", "SMILE"), ("smiler", "SMILEr")) if m in preds}}
     return render_panels(cols, out, title=f"training slices, alpha={alpha_key(alpha)}, fold {fold}: "
                                           "liver red, stomach green, pancreas blue")
+
+
+def phantom_figure(dataset: Path, out: Path, *, n: int = 4, hu_window: tuple[float, float] = (-175.0, 250.0)
+                   ) -> Path:
+    """Slices of the first ``n`` volumes of a phantom dataset: CT (HU window of training) and labels over it,
+    at three heights per volume (the slice with the most pancreas, and a quarter of the depth either side)."""
+    import nibabel as nib
+    import numpy as np
+
+    from weakseg.data.formats.nnunet_raw import list_cases, read_dataset_json
+    from weakseg.data.phantom import to_nifti_array
+    from weakseg.inference.panels import render_panels
+
+    cases = list_cases(dataset, "train", dataset=read_dataset_json(dataset))[:n]
+    cols: dict[str, list[Any]] = {}
+    lo, hi = hu_window
+    for case in cases:
+        image = to_nifti_array(np.asanyarray(nib.load(case.images[0]).dataobj)).astype(np.float32)   # (z, y, x)
+        label = to_nifti_array(np.asanyarray(nib.load(case.label).dataobj))
+        d = image.shape[0]
+        mid = int(np.argmax((label == 3).sum((1, 2)))) if (label == 3).any() else d // 2
+        for j, z in enumerate((max(mid - d // 4, 0), mid, min(mid + d // 4, d - 1))):
+            ct = (np.clip(image[z], lo, hi) - lo) / (hi - lo)
+            cols.setdefault(f"slice {j + 1} CT", []).append(_colour(ct, ct * 0))
+            cols.setdefault(f"slice {j + 1} labels", []).append(_colour(ct, label[z]))
+    return render_panels(cols, out, title=f"{dataset.name}: {len(cases)} volumes, CT window [{lo:.0f}, {hi:.0f}] HU; "
+                                          "liver red, stomach green, pancreas blue (anterior up, patient's right on the right)")
