@@ -49,6 +49,10 @@ class OrgansConfig:
     n_valid: int = 2                   # volumes held out of the training folds for validation
     hu_window: list[float] = field(default_factory=lambda: [-175.0, 250.0])
     full_labels: bool = False          # expose hidden ground truth to training (the oracle only)
+    # Reference of the validation volumes: visible (their annotations after simulation; unannotated classes
+    # unscored) | truth (their full, withheld ground truth: for choosing settings in a simulation study
+    # without touching the test fold; training never sees it).
+    valid_reference: str = "visible"
 
 
 @dataclass
