@@ -4,10 +4,12 @@ The ``v1`` phantom (``weakseg.data.phantom``) keeps its organs apart, paints the
 ±4 % jitter on a flat 40 HU body, and gives the pancreas 45 HU against that body: a 5 HU contrast under
 15 HU noise, nearly invisible. ``v2`` is built to separate the partial-label methods:
 
-- contrast as in CT (unenhanced-like values, HU): liver 60, pancreas 45, stomach wall 40 around 15 HU
-  contents (an air pocket in about half the cases), retroperitoneal and subcutaneous fat -100, kidneys 30
+- contrast as in CT (unenhanced-like values, HU): liver 60, pancreas 45, stomach wall 40 around 10 HU
+  fluid contents (an air pocket in about half the cases), retroperitoneal and subcutaneous fat -100, kidneys 30
   and aorta 40 (unlabelled structures at the pancreas's HU, so intensity alone does not find it), spine
-  400, and an abdominal cavity of bowel and mesentery modelled as a smooth 10 ± 25 HU field. The pancreas
+  400, and an abdominal cavity of collapsed bowel loops (35 ± 8 HU, smooth blobs covering 35 % of it, fewer
+  towards the upper abdomen where liver and stomach lie) in mesenteric
+  fat, with a one-voxel fat plane between every organ and the bowel. The pancreas
   sits in retroperitoneal fat: +145 HU against the fat around it, a contrast-to-noise ratio of 9.7 at the
   default noise σ = 15 HU, except where it touches the stomach (+5 HU against the stomach wall) or the liver
   (-15 HU). Noise is white Gaussian (``noise_hu``) added after a 0.7-voxel in-plane blur (partial volume);
@@ -35,10 +37,12 @@ ORGANS: tuple[str, ...] = ("liver", "stomach", "pancreas")
 LABELS: dict[str, int] = {"background": 0, "liver": 1, "stomach": 2, "pancreas": 3}
 
 HU: dict[str, float] = {
-    "air": -1000.0, "fat": -100.0, "wall": 45.0, "cavity": 10.0, "liver": 60.0, "stomach_wall": 40.0,
-    "stomach_content": 15.0, "pancreas": 45.0, "kidney": 30.0, "aorta": 40.0, "spine": 400.0,
+    "air": -1000.0, "fat": -100.0, "wall": 45.0, "bowel": 35.0, "liver": 60.0, "stomach_wall": 40.0,
+    "stomach_content": 10.0, "pancreas": 45.0, "kidney": 30.0, "aorta": 40.0, "spine": 400.0,
 }
-CAVITY_TEXTURE_HU = 25.0        # std of the smooth bowel/mesentery field in the cavity
+BOWEL_SHARE = 0.35              # share of the abdominal cavity taken by bowel loops (the rest: mesenteric fat)
+BOWEL_TEXTURE_HU = 8.0          # smooth variation of the bowel's HU
+BOWEL_CRANIAL_DROP = 1.5        # loops thin out towards the top of the grid (upper abdomen)
 WARP = 0.05                     # std of the smooth displacement (normalised units; 0.05 = 1.6 voxels at 64)
 BLUR = 0.7                      # in-plane partial-volume blur (voxels), before the noise
 MIN_KEPT = 0.6                  # share of each organ's drawn volume that must survive overlaps and the wall
@@ -195,10 +199,17 @@ def make_abdomen_v2(
     image = np.full(shape, HU["air"], dtype=np.float64)
     image[body] = HU["wall"] + jitter["body"]
     image[body & ~inner] = HU["fat"]                                             # subcutaneous fat
+    # bowel loops in mesenteric fat, fewer towards the upper abdomen (z > 0: liver and stomach level)
+    loops = _smooth_field(rng, shape, (d / 8, h / 16, w / 16)) - BOWEL_CRANIAL_DROP * full(z, shape)
+    bowel = loops > np.quantile(loops[cavity], 1 - BOWEL_SHARE)
     texture = _smooth_field(rng, shape, (d / 8, h / 16, w / 16))
-    image[cavity] = (HU["cavity"] + CAVITY_TEXTURE_HU * texture)[cavity]
+    image[cavity] = np.where(bowel, HU["bowel"] + BOWEL_TEXTURE_HU * texture, HU["fat"])[cavity]
     retro = cavity & full(((y - spine_c[0]) / 0.42) ** 2 + (x / 0.8) ** 2 <= 1.0, shape)   # retroperitoneum
-    fat = (retro | _in_plane_dilation(masks["pancreas"], 2) | _in_plane_dilation(kidneys, 2)) & cavity
+    organs = masks["liver"] | masks["stomach"] | masks["pancreas"]
+    # fat around the pancreas and kidneys (retroperitoneal, perirenal) and a fat plane (omentum, mesentery)
+    # between every organ and the bowel: organs show their outline except where they touch each other
+    fat = (retro | _in_plane_dilation(masks["pancreas"], 2) | _in_plane_dilation(kidneys, 2)
+           | _in_plane_dilation(organs, 1)) & cavity & ~organs
     image[fat] = HU["fat"]
     image[kidneys & cavity] = HU["kidney"]
     image[aorta & cavity] = HU["aorta"]
