@@ -130,7 +130,9 @@ def run_organs(args: argparse.Namespace) -> int:
     phantom_png = None
     if organs.SCALES[args.preset]["phantom"].get("preset", "v1") != "v1":     # the v1 picture predates this
         dataset = organs.prepare_data(runs_root, args.preset)
-        phantom_png = organs.phantom_figure(dataset, args.results / f"{name}_phantom.png")
+        preset = organs.SCALES[args.preset]["phantom"]["preset"]
+        phantom_png = organs.phantom_figure(dataset, args.results / f"{name}_phantom.png",
+                                            name=f"phantom {preset} of scale {args.preset}")
     atomic_write_json(args.results / f"{name}.json", {
         "table": name, "scale": args.preset, "scale_settings": organs.SCALES[args.preset],
         "grid": {"alphas": list(organs.ALPHAS), "methods": list(grid_methods), "folds": list(organs.FOLDS)},

@@ -456,8 +456,8 @@ def figure(runs_root: Path, out: Path, *, alpha: float, fold: int, n: int = 4) -
                                           "liver red, stomach green, pancreas blue")
 
 
-def phantom_figure(dataset: Path, out: Path, *, n: int = 4, hu_window: tuple[float, float] = (-175.0, 250.0)
-                   ) -> Path:
+def phantom_figure(dataset: Path, out: Path, *, n: int = 4, hu_window: tuple[float, float] = (-175.0, 250.0),
+                   name: str | None = None) -> Path:
     """Slices of the first ``n`` volumes of a phantom dataset: CT (HU window of training) and labels over it,
     at three heights per volume (the slice with the most pancreas, and a quarter of the depth either side)."""
     import nibabel as nib
@@ -479,5 +479,5 @@ def phantom_figure(dataset: Path, out: Path, *, n: int = 4, hu_window: tuple[flo
             ct = (np.clip(image[z], lo, hi) - lo) / (hi - lo)
             cols.setdefault(f"slice {j + 1} CT", []).append(_colour(ct, ct * 0))
             cols.setdefault(f"slice {j + 1} labels", []).append(_colour(ct, label[z]))
-    return render_panels(cols, out, title=f"{dataset.name}: {len(cases)} volumes, CT window [{lo:.0f}, {hi:.0f}] HU; "
+    return render_panels(cols, out, title=f"{name or dataset.name}: {len(cases)} volumes, CT window [{lo:.0f}, {hi:.0f}] HU; "
                                           "liver red, stomach green, pancreas blue (anterior up, patient's right on the right)")
