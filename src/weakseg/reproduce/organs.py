@@ -443,8 +443,8 @@ def figure(runs_root: Path, out: Path, *, alpha: float, fold: int, n: int = 4) -
     sub = train.subset(torch.tensor(picked))
     gt, partial = ce_targets(train.truth[picked]), ce_targets(train.masks[picked])      # (n, H, W) label maps
     from weakseg.methods.partial import decode_pos_weight
-    preds = {m: predict_label_maps(r.method.segment, sub, device=torch.device("cpu"), pos_weight=decode_pos_weight(r.cfg))
-             for m, r in runs.items()}
+    preds = {m: predict_label_maps(r.method.segment, sub, device=torch.device("cpu"),
+                                   pos_weight=decode_pos_weight(r.cfg)) for m, r in runs.items()}
     imgs = train.images[picked, 0].numpy()
     cols = {"image": [_colour(i, i * 0) for i in imgs],
             "ground truth": [_colour(i, g.numpy()) for i, g in zip(imgs, gt, strict=True)],
@@ -479,5 +479,6 @@ def phantom_figure(dataset: Path, out: Path, *, n: int = 4, hu_window: tuple[flo
             ct = (np.clip(image[z], lo, hi) - lo) / (hi - lo)
             cols.setdefault(f"slice {j + 1} CT", []).append(_colour(ct, ct * 0))
             cols.setdefault(f"slice {j + 1} labels", []).append(_colour(ct, label[z]))
-    return render_panels(cols, out, title=f"{name or dataset.name}: {len(cases)} volumes, CT window [{lo:.0f}, {hi:.0f}] HU; "
-                                          "liver red, stomach green, pancreas blue (anterior up, patient's right on the right)")
+    title = (f"{name or dataset.name}: {len(cases)} volumes, CT window [{lo:.0f}, {hi:.0f}] HU; liver red, stomach "
+             "green, pancreas blue (anterior up, patient's right on the right)")
+    return render_panels(cols, out, title=title)
