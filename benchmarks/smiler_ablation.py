@@ -43,7 +43,9 @@ def main() -> int:
                         help="the runs root of `weakseg reproduce organs` (its SMILE run is round 0)")
     args = parser.parse_args()
 
-    from weakseg.config.io import dump_yaml, load_config, to_dict
+    import yaml
+
+    from weakseg.config.io import apply_overrides, config_from_dict, dump_yaml, to_dict, upgrade_stored_config
     from weakseg.inference.report import evaluate_run
     from weakseg.relabel.rounds import fit_smiler
 
@@ -54,7 +56,9 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "weakseg", "reproduce", "organs", "--preset", args.preset,
                         "--folds", str(args.fold), "--alphas", str(args.alpha), "--methods", "smile", "smiler",
                         "--runs-root", str(args.reproduce_runs_root)], check=True, cwd=ROOT)
-    base = to_dict(load_config(base_dir / "config.yaml"))
+    # the stored run's config, completed with the values that reproduce it (runs made before issue 21 too)
+    stored = upgrade_stored_config(yaml.safe_load((base_dir / "config.yaml").read_text()))
+    base = to_dict(config_from_dict(stored))
     smile_test = evaluate_run(cell / "smile" / "seed0", split="test", which="last", write=False)["metrics"]
 
     candidates = probe_candidates(cell / "smile" / "seed0")
@@ -71,7 +75,7 @@ def main() -> int:
                (json.loads(path.read_text())["variants"].items() if path.is_file() else [])}
     for name in args.variants:
         run_dir = args.runs_root / f"{args.preset}_a{args.alpha}_f{args.fold}" / name
-        cfg = load_config(base_dir / "config.yaml", VARIANTS[name])
+        cfg = config_from_dict(apply_overrides(stored, VARIANTS[name]))
         t0, wall = time.time(), None
         if name == "default":
             run_dir = base_dir                       # the table's own SMILEr run
@@ -113,12 +117,14 @@ def probe_candidates(smile_run: Path, taus: tuple[float, ...] = (0.5, 0.7, 0.9))
     from weakseg.data.status import MISSING_CODES, status_targets_from_masks
     from weakseg.inference.load import load_run
     from weakseg.losses.partial_label import ce_targets
+    from weakseg.methods.partial import decode_pos_weight
     from weakseg.relabel.scoring import probability_scores
 
     run = load_run(smile_run, which="last", device="cpu")
     train = build_data(run.cfg).split("train")
     _, weight0 = status_targets_from_masks(train.masks, train.status, has_mask=train.has_mask)
-    prob = probability_scores(run.method.models["segmenter"], train.images, batch_size=run.cfg.eval.batch_size)
+    prob = probability_scores(run.method.models["segmenter"], train.images, batch_size=run.cfg.eval.batch_size,
+                              pos_weight=decode_pos_weight(run.cfg))
     truth = train.truth.bool()
     label = ce_targets(truth)                                                   # (N, H, W) label map
     winner = prob.argmax(1)                                                     # (N, H, W) decoded organ
@@ -151,7 +157,10 @@ def _test_confusion(run: Any, names: list[str]) -> dict[str, dict[str, int]]:
     from weakseg.data.organs import predict_label_maps
 
     test = run.data.split("test")
-    pred = predict_label_maps(run.method.segment, test, device=torch.device("cpu"))            # (N, H, W)
+    from weakseg.methods.partial import decode_pos_weight
+
+    pred = predict_label_maps(run.method.segment, test, device=torch.device("cpu"),
+                              pos_weight=decode_pos_weight(run.cfg))                           # (N, H, W)
     truth = test.truth.bool()
     return {name: dict(zip(names, torch.bincount(pred[truth[:, c]], minlength=len(names)).tolist(), strict=True))
             for c, name in enumerate(names[1:])}

@@ -68,3 +68,24 @@ def test_train_and_evaluate_smile_and_naive(phantom, tmp_path, capsys) -> None:
         m = report["metrics"]
         assert report["method"] == method and m["n_volumes"] == 2
         assert 0.0 <= m["mean_dice"] <= 1.0 and {"dice_liver", "dice_stomach", "dice_pancreas"} <= set(m)
+
+
+def test_runs_stored_before_the_head_option_still_evaluate(phantom, tmp_path) -> None:
+    # A checkpoint from before issue 21: one-map head, no model.kwargs.head_channels, no calibrate key.
+    import torch
+
+    from weakseg.inference.load import load_run
+
+    out = tmp_path / "old"
+    sets = [x for o in organs_overrides(phantom, None, **{"train.steps": 2, "model.kwargs.head_channels": "image",
+                                                          "smile.pos_weight": "[3,10,30]"}) for x in ("--set", o)]
+    assert main(["train", "organs/smile", "--out", str(out), "--no-progress", *sets]) == 0
+    path = out / "checkpoints" / "last.pt"
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["config"]["model"]["kwargs"]["head_channels"], ckpt["config"]["smile"]["calibrate_pos_weight"]
+    del ckpt["config"]["marginal"]
+    torch.save(ckpt, path)
+    run = load_run(out, which="last", device="cpu")
+    assert run.method.models["segmenter"].decoder.classifier.in_channels == 1
+    assert run.cfg.smile.calibrate_pos_weight is False                  # decoded as it was: raw sigmoids
+    assert main(["evaluate", str(out), "--split", "test", "--checkpoint", "last", "--device", "cpu"]) == 0

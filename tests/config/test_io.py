@@ -105,3 +105,18 @@ def test_labelled_pool_and_dice_weight_are_checked_before_any_work() -> None:
     with pytest.raises(WeaksegError, match=r"train.labelled_pool must be 'labelled' or 'any_positive', got 'sick'"
                                            r"(.|\n)*smile.dice_weight must be a finite number >= 0, got -1.0"):
         load_config(None, ["train.labelled_pool=sick", "smile.dice_weight=-1"])
+
+
+def test_stored_configs_from_before_issue_21_rebuild_as_they_were_trained() -> None:
+    from weakseg.config.io import config_from_dict, to_dict, upgrade_stored_config
+
+    old = to_dict(load_config("organs/smile", ["smile.pos_weight=[3,10,30]"]))
+    del old["smile"]["calibrate_pos_weight"]                                   # as stored before the key existed
+    del old["marginal"]
+    cfg = config_from_dict(upgrade_stored_config(old))
+    assert cfg.smile.calibrate_pos_weight is False and cfg.model.kwargs == {"dropout": 0.1, "head_channels": "image"}
+    assert cfg.marginal.exclusion_weight == 0.2                               # new section: today's default
+    new = to_dict(load_config("organs/smile"))
+    assert upgrade_stored_config(new) == new                                  # a complete config is unchanged
+    old["model"]["kwargs"]["head_channels"] = 32
+    assert upgrade_stored_config(old)["model"]["kwargs"]["head_channels"] == 32

@@ -70,6 +70,21 @@ def test_full_labels_expose_hidden_pairs_only_when_asked(phantom) -> None:
     assert (full.status == MASK).all() and torch.equal(full.masks, full.truth)
 
 
+def test_validation_can_be_scored_on_its_withheld_truth(phantom) -> None:
+    root, overlay_path, _ = phantom
+    kw = dict(status_overlay=overlay_path, n_folds=3, n_valid=2)
+    visible = load_organs(root, **kw).splits["valid"]
+    truth = load_organs(root, valid_reference="truth", **kw).splits["valid"]
+    assert bool((visible.eval_status == UNKNOWN).any()), "the overlay should hide something in validation"
+    assert torch.equal(truth.eval_status, truth.truth_status) and truth.score_truth and not visible.score_truth
+    assert torch.equal(truth.masks, visible.masks) and torch.equal(truth.status, visible.status)  # training view
+    ids = torch.arange(1, 4).view(1, 3, 1, 1)
+    perfect = (truth.truth.long() * ids).amax(1)
+    assert score_slice_set(perfect, truth)["foreground_mean"]["Dice"] == pytest.approx(1.0)
+    with pytest.raises(WeaksegError, match="data.organs.valid_reference must be visible or truth"):
+        load_organs(root, valid_reference="test", **kw)
+
+
 def test_score_slice_set_perfect_and_partial(phantom) -> None:
     root, overlay_path, _ = phantom
     d = load_organs(root, status_overlay=overlay_path, n_folds=3, n_valid=1)

@@ -89,3 +89,13 @@ def test_written_arrays_match_generator_orientation(tmp_path) -> None:
     zyx = sitk.GetArrayFromImage(itk_img)                                       # SimpleITK: (z, y, x)
     assert zyx.shape == (8, 32, 32)
     assert np.array_equal(zyx, to_nifti_array(np.asanyarray(nib_img.dataobj)))
+
+
+def test_v1_stays_the_phantom_the_stored_results_were_made_with() -> None:
+    # Checksum taken before the v2 preset was added (issue 21); the organs_quick results depend on v1's bytes.
+    import hashlib
+
+    image, label, _ = make_abdomen(3, (8, 32, 32))
+    assert make_abdomen(3, (8, 32, 32), preset="v1")[0].tobytes() == image.tobytes()
+    digest = hashlib.sha256(image.tobytes() + label.tobytes()).hexdigest()
+    assert digest == "7a69a7507ad04340fd95e7385b155beef03fd12def941160743763d4d9e8bb24"

@@ -253,3 +253,117 @@ def test_softmax_dice_matches_monai_and_ignores_ignored_voxels() -> None:
     other = logits.detach().clone()
     other[0, :, :3] = torch.randn(4, 3, 6, generator=g)                    # change only ignored voxels
     torch.testing.assert_close(softmax_dice_loss(other, ignored), loss.detach())
+
+
+# ---- marginal and exclusion losses (Shi et al. 2021) ---------------------------------------------------
+
+def _marginal_hand_case() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # K = 2. Softmax probabilities (background, liver, stomach) at two voxels: (0.5, 0.3, 0.2), (0.2, 0.2, 0.6).
+    # Liver annotated, stomach unknown; voxel 0 labelled 0, voxel 1 labelled liver.
+    probs = torch.tensor([[[0.5, 0.2], [0.3, 0.2], [0.2, 0.6]]])                     # (B=1, K+1=3, N=2)
+    return probs.log(), torch.tensor([[0, 1]]), encode_statuses(["mask", "unknown"])[None]
+
+
+def test_marginal_cross_entropy_hand_value() -> None:
+    from weakseg.losses.partial_label import marginal_cross_entropy
+
+    logits, target, status = _marginal_hand_case()
+    # voxel 0: merged background q0 = p0 + p_stomach = 0.7; voxel 1: -log p_liver = -log 0.2
+    expected = (-math.log(0.7) - math.log(0.2)) / 2
+    assert marginal_cross_entropy(logits, target, status).item() == pytest.approx(expected, rel=1e-6)
+    # class weights (bg 1, liver 3, stomach 10): (1·(-log 0.7) + 3·(-log 0.2)) / (1 + 3)
+    weighted = (-math.log(0.7) - 3 * math.log(0.2)) / 4
+    got = marginal_cross_entropy(logits, target, status, class_weight=[1.0, 3.0, 10.0])
+    assert got.item() == pytest.approx(weighted, rel=1e-6)
+    # the same map with the stomach annotated is plain CE: -log 0.5 at voxel 0
+    full = encode_statuses(["mask", "mask"])[None]
+    assert marginal_cross_entropy(logits, target, full).item() == pytest.approx(
+        (-math.log(0.5) - math.log(0.2)) / 2, rel=1e-6)
+
+
+def test_marginal_dice_and_exclusion_hand_values() -> None:
+    from weakseg.losses.partial_label import exclusion_loss, marginal_dice_loss
+
+    logits, target, status = _marginal_hand_case()
+    s = 1e-5
+    # only the liver is scored: p = (0.3, 0.2), y = (0, 1) -> Dice (2·0.2 + s) / (0.5 + 1 + s)
+    liver = (2 * 0.2 + s) / (0.5 + 1 + s)
+    assert marginal_dice_loss(logits, target, status).item() == pytest.approx(1 - liver, rel=1e-5)
+    # E_liver = {} (no other organ labelled); E_stomach = {voxel 1} (labelled liver), p_stomach = (0.2, 0.6)
+    assert exclusion_loss(logits, target).item() == pytest.approx(2 * 0.6 / (1 + 0.8 + s), rel=1e-5)
+    assert exclusion_loss(logits, target, mode="log").item() == pytest.approx(-math.log(1 - 0.6), rel=1e-5)
+    with pytest.raises(ValueError, match="exclusion mode"):
+        exclusion_loss(logits, target, mode="ce")  # type: ignore[arg-type]
+
+
+def test_marginal_loss_with_every_class_annotated_is_plain_ce_plus_dice() -> None:
+    from weakseg.losses.partial_label import MarginalLoss, marginal_cross_entropy, marginal_dice_loss
+
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(3, 4, 6, 6, generator=g)
+    target = torch.randint(0, 4, (3, 6, 6), generator=g)
+    full = encode_statuses(["mask", "absent", "mask"]).expand(3, 3)                   # absent is annotated
+    torch.testing.assert_close(marginal_cross_entropy(logits, target, full), cross_entropy(logits, target))
+    w = [1.0, 3.0, 10.0, 30.0]
+    torch.testing.assert_close(marginal_cross_entropy(logits, target, full, class_weight=w),
+                               cross_entropy(logits, target, class_weight=w))
+    from weakseg.losses.partial_label import softmax_dice_loss
+    torch.testing.assert_close(marginal_dice_loss(logits, target, full), softmax_dice_loss(logits, target))
+    terms = MarginalLoss(class_weight=w, dice_weight=0.5, exclusion_weight=0.0)(logits, target, full)
+    assert set(terms) == {"ce", "dice"}
+    torch.testing.assert_close(terms["dice"], 0.5 * softmax_dice_loss(logits, target))
+    with pytest.raises(ValueError, match="exclusion_weight"):
+        MarginalLoss(exclusion_weight=-1.0)
+
+
+def test_marginal_gradients_are_exactly_zero_where_nothing_is_known() -> None:
+    from weakseg.losses.partial_label import exclusion_loss, marginal_cross_entropy, marginal_dice_loss
+
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(2, 4, 5, 5, generator=g, requires_grad=True)
+    mask = torch.zeros(2, 3, 5, 5, dtype=torch.uint8)
+    mask[:, 0, :2] = 1                                                                 # liver voxels
+    mask[:, 1, 3:] = 1                                                                 # stomach voxels
+    status = torch.stack([encode_statuses(["unknown"] * 3), encode_statuses(["mask", "mask", "unknown"])])
+    target = ce_targets(mask, status)                                                  # image 0: all zeros
+    loss = marginal_cross_entropy(logits, target, status) + marginal_dice_loss(logits, target, status)
+    loss.backward()
+    assert torch.all(logits.grad[0] == 0), "an image with no annotated class must give exactly zero gradient"
+    assert logits.grad[1].abs().sum() > 0
+    # log exclusion: zero gradient outside E (E = liver and stomach voxels of image 1, for the other organs)
+    z = logits.detach().clone().requires_grad_(True)
+    exclusion_loss(z, target, mode="log").backward()
+    outside = (target == 0)                                                            # (B, H, W)
+    assert torch.all(z.grad.permute(1, 0, 2, 3)[:, outside] == 0) and z.grad[1, :, :2].abs().sum() > 0
+    # no other annotated organ anywhere: 0, zero gradients, no NaN
+    for mode in ("dice", "log"):
+        z = logits.detach().clone().requires_grad_(True)
+        out = exclusion_loss(z, torch.zeros(2, 5, 5, dtype=torch.long), mode=mode)
+        out.backward()
+        assert out.item() == 0.0 and torch.all(z.grad == 0)
+
+
+def test_marginal_loss_ignores_how_merged_mass_is_split() -> None:
+    # At a voxel labelled 0 in an image where the stomach is unknown, only p_bg + p_stomach matters.
+    from weakseg.losses.partial_label import marginal_cross_entropy
+
+    status = encode_statuses(["mask", "unknown"])[None]
+    target = torch.tensor([[0]])
+    a = torch.tensor([[[0.6], [0.3], [0.1]]]).log()                                  # (B=1, 3, N=1)
+    b = torch.tensor([[[0.1], [0.3], [0.6]]]).log()
+    torch.testing.assert_close(marginal_cross_entropy(a, target, status), marginal_cross_entropy(b, target, status))
+
+
+def test_calibrated_sigmoid_undoes_pos_weight() -> None:
+    from weakseg.losses.partial_label import calibrated_sigmoid
+
+    # z = log 3 with w = 3 is the BCE optimum of a true p = 1/2: calibrated 0.5, raw 0.75
+    z = torch.full((1, 2, 1), math.log(3.0))
+    got = calibrated_sigmoid(z, pos_weight=[3.0, 1.0])
+    assert got[0, :, 0].tolist() == pytest.approx([0.5, 0.75])
+    torch.testing.assert_close(calibrated_sigmoid(z), torch.sigmoid(z))
+    # a class whose calibrated probability wins the argmax although its raw one does not
+    z = torch.tensor([[[2.0], [3.0]]])                                                 # raw: class 2 wins
+    assert decode_label_map(calibrated_sigmoid(z, pos_weight=[1.0, 30.0])).tolist() == [[1]]
+    with pytest.raises(ValueError, match="pos_weight"):
+        calibrated_sigmoid(z, pos_weight=[1.0, 0.0])

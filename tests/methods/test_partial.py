@@ -36,7 +36,8 @@ def _setup(phantom, method: str, *extra: str):
     return cfg, data, m, ctx, train, train.batch(idx[:6])
 
 
-@pytest.mark.parametrize("method,channels", [("smile", 3), ("naive", 4), ("oracle", 4), ("spatial_ignore", 4)])
+@pytest.mark.parametrize("method,channels", [("smile", 3), ("naive", 4), ("oracle", 4), ("spatial_ignore", 4),
+                                            ("oracle_sigmoid", 3), ("marginal", 4)])
 def test_each_method_takes_a_finite_step(phantom, method: str, channels: int) -> None:
     _, _, m, ctx, _, batch = _setup(phantom, method)
     before = [p.detach().clone() for p in m.models.parameters()]
@@ -66,13 +67,55 @@ def test_naive_reads_the_partial_map_as_nnunet_does(phantom) -> None:
     assert len(pool_indices(train, "all")) == len(train) > len(pool_indices(original, "all")) - 1
 
 
-def test_oracle_needs_the_full_labels_option(phantom) -> None:
+@pytest.mark.parametrize("method", ["oracle", "oracle_sigmoid"])
+def test_oracles_need_the_full_labels_option(phantom, method: str) -> None:
     root, overlay = phantom
-    cfg = load_config("organs/oracle", [*organs_overrides(root, overlay), "data.organs.full_labels=false"])
-    with pytest.raises(WeaksegError, match="full_labels=true"):
+    cfg = load_config(f"organs/{method}", [*organs_overrides(root, overlay), "data.organs.full_labels=false"])
+    with pytest.raises(WeaksegError, match=f"method {method} .*full_labels=true"):
         build_method(cfg, build_data(cfg), torch.device("cpu"))
-    _, _, _, _, train, _ = _setup(phantom, "oracle")
+    _, _, _, _, train, _ = _setup(phantom, method)
     assert torch.equal(train.masks, train.truth)
+
+
+def test_oracle_sigmoid_is_smile_with_every_weight_one(phantom) -> None:
+    _, _, m, ctx, train, batch = _setup(phantom, "oracle_sigmoid", "smile.pos_weight=[2,3,4]", "smile.dice_weight=1")
+    target, weight = smile_targets(batch)
+    assert bool((weight == 1).all()) and torch.equal(target, batch.mask.float())
+    m.set_training(True)
+    assert set(m.steps[0](m, {"all": batch}, ctx)) == {"loss/bce", "loss/dice", "smile/known_fraction"}
+
+
+def test_marginal_method_uses_statuses_and_refuses_bad_options(phantom) -> None:
+    from weakseg.losses.partial_label import MarginalLoss, ce_targets
+
+    _, _, m, ctx, _, batch = _setup(phantom, "marginal", "smile.dice_weight=1", "smile.ce_weight=[1,3,10,30]",
+                                    "model.kwargs.dropout=0")
+    assert bool((batch.status == UNKNOWN).any()), "the test batch should hold a missing class"
+    m.set_training(True)
+    logits = m.segment(batch.image).detach()
+    expected = MarginalLoss(class_weight=[1, 3, 10, 30], dice_weight=1.0, exclusion_weight=0.2)(
+        logits, ce_targets(batch.mask, batch.status), batch.status)
+    logs = m.steps[0](m, {"all": batch}, ctx)
+    assert set(logs) == {"loss/ce", "loss/dice", "loss/exclusion"}
+    for k, v in expected.items():
+        assert float(logs[f"loss/{k}"]) == pytest.approx(float(v), rel=1e-5)
+    for bad, match in (("marginal.exclusion=ce", "marginal.exclusion must be one of dice, log"),
+                       ("marginal.exclusion_weight=-1", "marginal.exclusion_weight must be a finite number >= 0")):
+        with pytest.raises(WeaksegError, match=match):
+            _setup(phantom, "marginal", bad)
+
+
+def test_decode_pos_weight_follows_the_calibration_switch(phantom) -> None:
+    from weakseg.methods.partial import decode_pos_weight
+
+    root, overlay = phantom
+    cfg = load_config("organs/smile", [*organs_overrides(root, overlay), "smile.pos_weight=[3,10,30]"])
+    assert decode_pos_weight(cfg) == [3.0, 10.0, 30.0] and cfg.smile.calibrate_pos_weight is True
+    off = load_config("organs/smile", [*organs_overrides(root, overlay), "smile.pos_weight=[3,10,30]",
+                                       "smile.calibrate_pos_weight=false"])
+    assert decode_pos_weight(off) is None
+    naive = load_config("organs/naive", [*organs_overrides(root, overlay), "smile.pos_weight=[3,10,30]"])
+    assert decode_pos_weight(naive) is None                                            # softmax: nothing to undo
 
 
 def test_drop_incomplete_keeps_exactly_the_complete_volumes(phantom) -> None:

@@ -62,3 +62,16 @@ def test_constructor_kwargs_are_plain(name: str) -> None:
         assert param.kind is inspect.Parameter.KEYWORD_ONLY, f"{name}.{param.name} should be keyword-only"
         default = param.default
         assert default is None or isinstance(default, (int, float, str, bool, list)), (name, param.name, default)
+
+
+@pytest.mark.parametrize(("name", "extra"), [(n, {}) for n in sorted(SMALL_KWARGS) if n != "patchgan_multiscale"]
+                         + [("genseg", dict(segmenter="separate"))])
+def test_multi_class_classifiers_read_at_least_k_maps(name: str, extra: dict) -> None:
+    # Issue 21: a classifier reading fewer maps than it has classes ties the K logits together.
+    for k in (2, 3, 20):
+        model = create_model(name, **SMALL_KWARGS[name], **extra, num_classes=k)
+        heads = [m for n, m in model.named_modules() if n.endswith("classifier") and m is not None]
+        assert heads, f"{name}: no classifier found"
+        assert all(h.in_channels >= k and h.out_channels == k for h in heads), (name, k, heads)
+        out = _run(name, model)
+        assert any(t.shape[1] == k for t in out)

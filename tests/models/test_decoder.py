@@ -108,3 +108,74 @@ def test_decoder_validates_heads() -> None:
         Decoder(8, 1, channels=[4, 2], modes=["logits"])
     with pytest.raises(ValueError, match="modes must be"):
         Decoder(8, 1, channels=[4, 2], modes=["mask"])
+
+
+# ---- the classifier's input width (issue 21) -------------------------------------------------------------
+
+@pytest.mark.parametrize(("option", "k", "width"), [
+    (None, 1, 1), ("auto", 1, 1), ("auto", 3, 16), ("auto", 20, 20), ("image", 3, 1), (3, 3, 3), (32, 3, 32),
+])
+def test_resolve_head_channels(option, k: int, width: int) -> None:
+    from weakseg.models.decoder import resolve_head_channels
+
+    assert resolve_head_channels(option, num_classes=k, in_channels=1) == width
+
+
+@pytest.mark.parametrize(("option", "match"), [
+    (2, "head_channels=2 is narrower than the 3 classes"), ("wide", "must be auto, image or an integer"),
+    (True, "must be auto, image or an integer"), (16.0, "must be auto, image or an integer"),
+])
+def test_bad_head_channels_name_the_key_and_the_valid_values(option, match: str) -> None:
+    from weakseg.errors import WeaksegError
+    from weakseg.models import create_model
+
+    with pytest.raises(WeaksegError, match=match) as err:
+        create_model("seg_only", in_channels=1, num_classes=3, depth=2, width=0.0625, head_channels=option)
+    assert "model.kwargs.head_channels" in str(err.value) and "\n" not in str(err.value)
+
+
+def _intensity_toy(n: int, g: torch.Generator, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Background 0.1 and one square per class, each in its own band of rows, at intensities 0.35, 0.6 and
+    0.85: class 2 lies "in the middle" of the intensity line. Shape: (n, 1, size, size), (n, size, size)."""
+    img = torch.full((n, 1, size, size), 0.1)
+    lab = torch.zeros(n, size, size, dtype=torch.long)
+    band = size // 3
+    for i in range(n):
+        for b, k in enumerate(torch.randperm(3, generator=g).tolist()):
+            side = int(torch.randint(5, band, (1,), generator=g))
+            r0 = b * band + int(torch.randint(0, band - side + 1, (1,), generator=g))
+            c0 = int(torch.randint(0, size - side + 1, (1,), generator=g))
+            img[i, 0, r0:r0 + side, c0:c0 + side] = (0.35, 0.6, 0.85)[k]
+            lab[i, r0:r0 + side, c0:c0 + side] = k + 1
+    return img + 0.03 * torch.randn(img.shape, generator=g), lab
+
+
+def test_k_sigmoid_model_learns_a_class_in_the_middle() -> None:
+    # With the reference's one-map head the K logits are a_k f(x) + b_k: independent sigmoids can make each
+    # class's positives a half-line of f only, so one of three ordered classes is never fitted (checked by hand
+    # once: Dice 0.0 for the middle class after 300 and 1,000 steps). The default head must learn all three.
+    from weakseg.data.status import encode_statuses, status_targets_from_masks
+    from weakseg.losses.partial_label import SmileLoss, decode_label_map
+    from weakseg.models import create_model
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(0)
+    model = create_model("seg_only", in_channels=1, num_classes=3, depth=1, width=0.0625)
+    assert model.decoder.classifier.in_channels == 16
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    loss_fn = SmileLoss()
+    status = encode_statuses(["mask"] * 3).expand(8, 3)                                # every class annotated
+    for _ in range(300):
+        x, lab = _intensity_toy(8, g)
+        mask = torch.stack([lab == k for k in (1, 2, 3)], 1)                           # (B, K, H, W)
+        target, weight = status_targets_from_masks(mask, status)
+        loss = sum(loss_fn(model(x), target, weight).values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    x, lab = _intensity_toy(16, torch.Generator().manual_seed(1234))
+    with torch.no_grad():
+        pred = decode_label_map(model(x).sigmoid())
+    dice = [float(2 * ((pred == k) & (lab == k)).sum() / ((pred == k).sum() + (lab == k).sum())) for k in (1, 2, 3)]
+    assert min(dice) > 0.9, dice

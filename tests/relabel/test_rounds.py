@@ -50,3 +50,33 @@ def test_smiler_rounds_end_to_end(tmp_path) -> None:
     # rerunning skips every finished round and leaves the results alone
     again = fit_any(cfg, run, resume=True)
     assert again["rounds"] == out["rounds"]
+
+
+def test_round_config_init_and_step_budget(tmp_path) -> None:
+    from weakseg.relabel.rounds import round_config
+
+    base = load_config("organs/smiler", ["train.steps=40", "smiler.rounds=3", "smiler.round_steps=null"])
+    run, round0 = tmp_path / "run", tmp_path / "run" / "round_0"
+    for init, expected in (("continue", run / "round_1"), ("smile", round0), ("scratch", None)):
+        cfg = load_config("organs/smiler", ["train.steps=40", "smiler.rounds=3", "smiler.round_steps=null",
+                                            f"smiler.init={init}"])
+        t2 = round_config(cfg, 2, run, smiler_options(cfg), round0)
+        want = None if expected is None else str((expected / "checkpoints" / "last.pt").resolve())
+        assert t2.smiler.init_from == want, init
+        assert t2.train.steps == 40                      # round_steps null: the full budget of round 0
+        assert t2.smiler.pseudo_labels.endswith("round_2/pseudo.pt") and t2.train.seed == cfg.train.seed
+    t1 = round_config(base, 1, run, smiler_options(base), round0)
+    assert t1.smiler.init_from == str((round0 / "checkpoints" / "last.pt").resolve())     # continue from m_0
+    short = load_config("organs/smiler", ["smiler.round_steps=7"])
+    assert round_config(short, 1, run, smiler_options(short), round0).train.steps == 7
+
+
+def test_bad_smiler_option_is_refused_before_round_0(tmp_path) -> None:
+    import pytest
+
+    from weakseg.errors import WeaksegError
+
+    cfg = load_config("organs/smiler", ["smiler.tau=1.5"])
+    with pytest.raises(WeaksegError, match=r"smiler.tau must be a number in \[0, 1\)"):
+        fit_any(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "round_0").exists()

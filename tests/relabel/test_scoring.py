@@ -116,3 +116,16 @@ def test_mc_dropout_p_overrides_the_trained_probability_and_is_restored() -> Non
     with pytest.raises(ValueError, match="in \\(0, 1\\)"):
         mc_dropout_scores(model, images, samples=2, p=1.0)
     assert model.drop.p == 0.5
+
+
+def test_scores_take_pos_weight_out_of_the_sigmoid() -> None:
+    # with pos_weight w_k the BCE optimum is z = logit(p) + log w_k: the calibrated score is sigmoid(z - log w_k)
+    model, images = _model_and_images()
+    raw = probability_scores(model, images)
+    cal = probability_scores(model, images, pos_weight=[4.0, 1.0])
+    torch.testing.assert_close(cal[:, 1], raw[:, 1])
+    torch.testing.assert_close(cal[:, 0], torch.sigmoid(torch.logit(raw[:, 0]) - torch.log(torch.tensor(4.0))))
+    mean_raw, _ = mc_dropout_scores(model, images, samples=3, seed=1)
+    mean_cal, std_cal = mc_dropout_scores(model, images, samples=3, seed=1, pos_weight=[4.0, 1.0])
+    torch.testing.assert_close(mean_cal[:, 1], mean_raw[:, 1])
+    assert bool((mean_cal[:, 0] < mean_raw[:, 0]).all()) and bool((std_cal >= 0).all())

@@ -209,3 +209,12 @@ def test_options_validation() -> None:
                 {"mc_dropout_p": 1.0}, {"mc_dropout_p": "half"}, {"candidate_set": "argmax"}):
         with pytest.raises(WeaksegError, match="smiler."):
             SmilerOptions.from_dict(bad)
+    # one line naming the key and its valid range or values
+    for bad, match in (({"gamma_max": 1.5}, r"smiler.gamma_max must be a number in \(0, 1\], got 1.5"),
+                       ({"gamma_max": "all"}, r"smiler.gamma_max must be a number in \(0, 1\]"),
+                       ({"tau": -0.1}, r"smiler.tau must be a number in \[0, 1\), got -0.1"),
+                       ({"rank_scope": "slice"}, "smiler.rank_scope must be one of image, volume, global"),
+                       ({"init": "previous"}, "smiler.init must be one of continue, smile, scratch")):
+        with pytest.raises(WeaksegError, match=match) as err:
+            SmilerOptions.from_dict(bad)
+        assert "\n" not in str(err.value)

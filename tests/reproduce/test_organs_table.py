@@ -52,3 +52,17 @@ def test_expectations_fail_or_wait_honestly(tmp_path: Path) -> None:
     assert found["small_organ_suffers_most"]["worst"] == "liver" and not found["small_organ_suffers_most"]["holds"]
     assert "smiler_near_oracle" not in found
     assert "SMILEr within 0.03 of the oracle: not yet measured" in claims_markdown(found)
+
+
+def test_quick_scale_still_answers_its_stored_results(tmp_path: Path) -> None:
+    # The committed organs_quick results predate the head option and calibrated decoding: the quick scale
+    # spells both out as former defaults, so its specs match every stored run and nothing retrains.
+    from weakseg.reproduce.organs import grid
+    from weakseg.reproduce.runner import _same_recipe, load_results
+
+    stored = {r["key"]: r for r in load_results(Path(__file__).parents[2] / "results" / "organs_quick")}
+    assert len(stored) == 80
+    specs = {s.key: s for s in grid("quick", tmp_path, tmp_path / "runs")}
+    assert set(specs) == set(stored)
+    assert all(_same_recipe(stored[k], specs[k]) for k in specs)
+    assert "model.kwargs.head_channels=image" in specs["alpha0.7/fold0/smile/seed0"].overrides

@@ -55,3 +55,15 @@ def test_mean_std_ignores_missing_and_non_finite_values() -> None:
     got = mean_std([0.2, None, float("nan"), 0.4])
     assert got["n"] == 2 and got["mean"] == pytest.approx(0.3) and got["std"] == pytest.approx(0.02 ** 0.5)
     assert mean_std([]) == {"mean": None, "std": None, "n": 0}
+
+
+def test_results_stored_before_a_former_default_was_spelled_out_still_count(tmp_path: Path) -> None:
+    _grid(tmp_path, [spec(0)])
+    legacy = RunSpec("mnist48_simple", "seg_only", 0, "mnist/mnist48_simple_seg_only",
+                     ("train.steps=3", "train.amsgrad=true"), former_defaults=("train.amsgrad=true",))
+    skipped, _ = _grid(tmp_path, [legacy])
+    assert skipped == []                                     # stored without the override: made the same way
+    other = RunSpec("mnist48_simple", "seg_only", 0, "mnist/mnist48_simple_seg_only",
+                    ("train.steps=3", "train.amsgrad=false"), former_defaults=("train.amsgrad=true",))
+    retrained, _ = _grid(tmp_path, [other])
+    assert retrained == ["mnist48_simple/seg_only/seed0"]

@@ -34,10 +34,12 @@ def add_parser(sub: Any) -> None:
     from weakseg.reproduce import organs
     o = which.add_parser("organs", help="missing organ annotations: SMILE, SMILEr and baselines on the phantom")
     o.add_argument("--preset", default="quick", choices=sorted(organs.SCALES),
-                   help="quick (64x64 phantom, tiny net, CPU hours) or full (32x128x128, GPU)")
+                   help="quick (the original grid: phantom v1, one-map head), quick2 (issue 21: phantom v2, "
+                        "the wide head, marginal + exclusion, both oracles; CPU hours) or full (32x128x128, GPU)")
     o.add_argument("--folds", type=int, nargs="+", default=list(organs.FOLDS))
     o.add_argument("--alphas", type=float, nargs="+", default=list(organs.ALPHAS))
-    o.add_argument("--methods", nargs="+", default=list(organs.METHODS), choices=organs.METHODS)
+    o.add_argument("--methods", nargs="+", default=None, choices=organs.METHODS,
+                   help="methods to train (default: the scale's grid)")
     o.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra override for every run (recorded in each result)")
     o.add_argument("--redo", action="store_true", help="retrain runs that already have a result")
@@ -108,22 +110,38 @@ def run_organs(args: argparse.Namespace) -> int:
     runs_root = args.runs_root / name
     command = "weakseg " + " ".join(sys.argv[1:])
     alphas, folds = tuple(args.alphas), tuple(args.folds)
+    grid_methods = organs.scale_methods(args.preset)
     if not args.table_only:
-        specs = organs.grid(args.preset, runs_root, runs_root, alphas=alphas, methods=tuple(args.methods),
-                            folds=folds, extra_overrides=tuple(args.overrides))
+        specs = organs.grid(args.preset, runs_root, runs_root, alphas=alphas,
+                            methods=tuple(args.methods) if args.methods else grid_methods, folds=folds,
+                            extra_overrides=tuple(args.overrides))
         run_grid(specs, runs_root=runs_root, results_dir=results_dir, redo=args.redo,
                  evaluate=organs.evaluate_spec, command=command, trainer=fit_any)
     summary = organs.summarise(results_dir)
     found = organs.claims(summary)
-    table = organs.table_markdown(summary, scale=args.preset) + "\n" + organs.claims_markdown(found)
+    runs = load_results(results_dir)
+    cost = {"runs": len(runs), "wall_time_min_sum": round(sum(r.get("wall_time_s", 0.0) for r in runs) / 60, 1)}
+    table = (organs.table_markdown(summary, scale=args.preset, methods=grid_methods) + "\n"
+             + organs.claims_markdown(found)
+             + f"\nCost: {cost['runs']} stored runs, {cost['wall_time_min_sum']} minutes of training and scoring "
+               "(sum of per-run wall times; one thread per run).\n")
     fig_alpha = 0.7 if 0.7 in alphas else alphas[0]
     fig = organs.figure(runs_root, args.results / f"{name}_slices.png", alpha=fig_alpha, fold=folds[0])
+    phantom_png = None
+    if organs.SCALES[args.preset]["phantom"].get("preset", "v1") != "v1":     # the v1 picture predates this
+        dataset = organs.prepare_data(runs_root, args.preset)
+        preset = organs.SCALES[args.preset]["phantom"]["preset"]
+        phantom_png = organs.phantom_figure(dataset, args.results / f"{name}_phantom.png",
+                                            name=f"phantom {preset} of scale {args.preset}")
     atomic_write_json(args.results / f"{name}.json", {
         "table": name, "scale": args.preset, "scale_settings": organs.SCALES[args.preset],
-        "grid": {"alphas": list(organs.ALPHAS), "methods": list(organs.METHODS), "folds": list(organs.FOLDS)},
-        "summary": summary, "claims": found, "figure": str(fig) if fig else None,
-        "runs": load_results(results_dir), "provenance": provenance(command)})
-    (args.results / f"{name}.md").write_text(table + (f"\n![slices]({Path(fig).name})\n" if fig else ""))
+        "grid": {"alphas": list(organs.ALPHAS), "methods": list(grid_methods), "folds": list(organs.FOLDS)},
+        "summary": summary, "claims": found, "cost": cost, "figure": str(fig) if fig else None,
+        "phantom_figure": str(phantom_png) if phantom_png else None,
+        "runs": runs, "provenance": provenance(command)})
+    (args.results / f"{name}.md").write_text(
+        table + (f"\n![slices]({Path(fig).name})\n" if fig else "")
+        + (f"\n![phantom]({Path(phantom_png).name})\n" if phantom_png else ""))
     print(table)
     print(f"wrote {args.results / f'{name}.json'} and {args.results / f'{name}.md'}")
     return 0

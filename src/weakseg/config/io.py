@@ -223,6 +223,37 @@ def config_from_dict(raw: Mapping[str, Any]) -> Config:
     return _build(Config, raw)
 
 
+#: Keys added after runs had been stored, with the value that reproduces what those runs did.
+FORMER_DEFAULTS: dict[tuple[str, ...], Any] = {("smile", "calibrate_pos_weight"): False}
+
+
+def upgrade_stored_config(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A config stored by an earlier weakseg (a checkpoint's or a run folder's), completed to today's schema.
+
+    Keys it lacks take the value that reproduces the stored run (``FORMER_DEFAULTS``), else today's default,
+    so that old runs evaluate, resume and rebuild as they were trained. A stored config without
+    ``smile.calibrate_pos_weight`` predates ``model.kwargs.head_channels`` too: its segmentation heads had
+    the image-channel width, so ``head_channels: image`` is set unless given. A config already complete
+    comes back unchanged.
+    """
+    out = deep_merge(to_dict(Config()), raw)
+    for path, value in FORMER_DEFAULTS.items():
+        node: Any = raw
+        for key in path:
+            node = node.get(key) if isinstance(node, Mapping) else None
+            if node is None:
+                break
+        if node is None:
+            target = out
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+    if "calibrate_pos_weight" not in (raw.get("smile") or {}):
+        out["model"]["kwargs"] = {**out["model"].get("kwargs", {}), "head_channels": "image",
+                                  **(raw.get("model") or {}).get("kwargs", {})}
+    return out
+
+
 def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = ()) -> Config:
     """Read a YAML config (or only defaults), apply its preset and ``--set`` overrides, validate."""
     raw = _load_with_bases(resolve_config_path(path)) if path is not None else {}

@@ -2,7 +2,8 @@
 
 Every field has a default; a YAML file and ``--set key=value`` overrides only say what differs. The
 resolved config is written to ``RUN_DIR/config.yaml`` and stored as a plain dict in every checkpoint.
-Method sections (``genseg``, ``ae``, ``mean_teacher``, ``smile``, ``smiler``) are read only by their method.
+Method sections (``genseg``, ``ae``, ``mean_teacher``, ``smile``, ``smiler``, ``marginal``) are read only by
+their method.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class OrgansConfig:
     n_valid: int = 2                   # volumes held out of the training folds for validation
     hu_window: list[float] = field(default_factory=lambda: [-175.0, 250.0])
     full_labels: bool = False          # expose hidden ground truth to training (the oracle only)
+    # Reference of the validation volumes: visible (their annotations after simulation; unannotated classes
+    # unscored) | truth (their full, withheld ground truth: for choosing settings in a simulation study
+    # without touching the test fold; training never sees it).
+    valid_reference: str = "visible"
 
 
 @dataclass
@@ -142,6 +147,20 @@ class SmileConfig:
     dice_weight: float = 0.0           # soft Dice term: SMILE's masked Dice, and the softmax baselines' Dice
     pos_weight: list[float] | None = None   # per class, on the positive BCE term
     ce_weight: list[float] | None = None    # softmax baselines: per-class CE weight, K+1 values, background first
+    # Read sigmoid outputs as sigmoid(z - log pos_weight_k): with pos_weight w_k the BCE optimum is
+    # z = logit(p) + log w_k, so raw sigmoids of different classes are not comparable (a raw 0.5 means a true
+    # 1/(1 + w_k)). Used by decoding (evaluation, pictures) and SMILEr's candidate scores alike; no effect
+    # without pos_weight. false: the raw sigmoids (before issue 21; old checkpoints load with false).
+    calibrate_pos_weight: bool = True
+
+
+@dataclass
+class MarginalConfig:
+    """Marginal + exclusion loss (Shi et al., MedIA 2021; smile.md §13); CE weights and the Dice weight are
+    the softmax baselines' ``smile.ce_weight`` and ``smile.dice_weight``."""
+
+    exclusion_weight: float = 0.2      # 0 = marginal loss only; 0.2 keeps PLS4MIS's CE : exclusion ratio
+    exclusion: str = "dice"            # dice (the paper's exclusive Dice) | log (mean -log(1 - p_k) over E_k)
 
 
 @dataclass
@@ -157,8 +176,8 @@ class SmilerConfig:
     cumulative: bool = True
     propagate_negatives: bool = False
     restrict_to_present: bool = False
-    init: str = "continue"             # continue | smile | scratch
-    round_steps: int | None = None     # steps of rounds 1..T (None: train.steps)
+    init: str = "continue"             # continue (m_{t-1}) | smile (m_0) | scratch (fresh init, as the paper)
+    round_steps: int | None = None     # steps of rounds 1..T (None: train.steps); every round has a new optimiser
     mc_samples: int = 10
     mc_dropout_p: float | None = None  # drop probability during the MC passes; null: model.kwargs.dropout
     round0_run: str | None = None      # a finished SMILE run folder to use as round 0 (same data and model)
@@ -180,3 +199,4 @@ class Config:
     mean_teacher: MeanTeacherConfig = field(default_factory=MeanTeacherConfig)
     smile: SmileConfig = field(default_factory=SmileConfig)
     smiler: SmilerConfig = field(default_factory=SmilerConfig)
+    marginal: MarginalConfig = field(default_factory=MarginalConfig)

@@ -60,6 +60,7 @@ def build_organs(cfg: Config) -> DataBundle:
         raise WeaksegError("data.organs.root is not set; point it at an nnU-Net raw dataset folder "
                            "(e.g. --set data.organs.root=data/Dataset901_Phantom)")
     d = load_organs(o.root, classes=o.classes, status_overlay=o.status_overlay, fold=o.fold, n_folds=o.n_folds,
-                    n_valid=o.n_valid, seed=cfg.data.data_seed, hu_window=o.hu_window, full_labels=o.full_labels)
+                    n_valid=o.n_valid, seed=cfg.data.data_seed, hu_window=o.hu_window, full_labels=o.full_labels,
+                    valid_reference=o.valid_reference)
     return DataBundle(splits=dict(d.splits), class_names=d.class_names, in_channels=1, evaluate=evaluate_organs,
                       value_range=(0.0, 1.0), value_range_display=(0.0, 1.0), info=d.info)

@@ -9,7 +9,9 @@ Splits (5-fold cross-validation over volumes, seeded by ``data.data_seed``):
 - ``test``: the volumes of fold ``data.organs.fold``, scored against their full ground truth;
 - ``valid``: ``data.organs.n_valid`` volumes held out of the remaining ones, scored only on the classes
   annotated in them (``mask``/``absent`` after simulation): selection and monitoring never see hidden
-  ground truth and never see the test fold;
+  ground truth and never see the test fold. With ``data.organs.valid_reference=truth`` they are scored
+  against their full withheld ground truth instead (simulations only: to choose settings, e.g. SMILEr's,
+  on validation volumes rather than on the test fold);
 - ``train``: the rest.
 
 Hidden ground truth (pairs a simulation turned from ``mask`` into ``unknown``) never reaches a batch:
@@ -224,13 +226,16 @@ class OrgansData:
 
 def load_organs(root: str | Path, *, classes: Sequence[str] = (), status_overlay: str | Path | None = None,
                 fold: int = 0, n_folds: int = 5, n_valid: int = 2, seed: int = 0,
-                hu_window: Sequence[float] = (-175.0, 250.0), full_labels: bool = False) -> OrgansData:
+                hu_window: Sequence[float] = (-175.0, 250.0), full_labels: bool = False,
+                valid_reference: str = "visible") -> OrgansData:
     """Read, check and split a partially annotated nnU-Net raw dataset into 2D slice sets.
 
     Args:
         classes: class names to train on, in output-channel order (default: every label of dataset.json).
         status_overlay: an overlay JSON (``weakseg.data.simulate.write_overlay``) applied last.
         full_labels: expose hidden ground truth to training (``oracle`` only): hidden pairs become ``mask``.
+        valid_reference: ``visible`` (score validation volumes on their annotated classes) or ``truth``
+            (against their full ground truth, as the test fold).
 
     Raises ``WeaksegError`` naming the case and the problem (undeclared label value, voxels of an
     ``absent`` class or of an ``unknown`` class that no simulation hid, image/label geometry), before any
@@ -244,6 +249,8 @@ def load_organs(root: str | Path, *, classes: Sequence[str] = (), status_overlay
     if unknown:
         raise WeaksegError(f"data.organs.classes: {unknown[0]!r} is not a label of {root / 'dataset.json'} "
                            f"(labels: {', '.join(all_classes)})")
+    if valid_reference not in ("visible", "truth"):
+        raise WeaksegError(f"data.organs.valid_reference must be visible or truth, got {valid_reference!r}")
     if len(hu_window) != 2 or not hu_window[0] < hu_window[1]:
         raise WeaksegError(f"data.organs.hu_window must be [low, high] with low < high, got {list(hu_window)}")
     cases = list_cases(root, "train", dataset=ds)
@@ -289,13 +296,15 @@ def load_organs(root: str | Path, *, classes: Sequence[str] = (), status_overlay
     for name in ("train", "valid", "test"):
         status = {c: {k: train_st[c][k] for k in classes} for c in split[name]}
         truth_status = {c: {k: truth_st[c][k] for k in classes} for c in split[name]}
+        on_truth = name == "test" or (name == "valid" and valid_reference == "truth")
         sets[name] = _slice_set([volumes[c] for c in split[name]], status, truth_status,
-                                truth_status if name == "test" else status, classes, score_truth=name == "test")
+                                truth_status if on_truth else status, classes, score_truth=on_truth)
     n_all_lost = sum(all(s in ("unknown", "present") for s in train_status[c].values()) for c in split["train"])
     info = {
         "root": str(root), "classes": classes, "fold": fold, "n_folds": n_folds, "seed": seed,
         "volumes": {k: len(v) for k, v in split.items()}, "slices": {k: len(s) for k, s in sets.items()},
-        "n_hidden_pairs": len(hidden), "full_labels": full_labels, "n_train_volumes_all_lost": n_all_lost,
+        "n_hidden_pairs": len(hidden), "full_labels": full_labels, "valid_reference": valid_reference,
+        "n_train_volumes_all_lost": n_all_lost,
         "unlearnable_classes": unlearnable, "n_label_notes": len(notes),
         "status_counts": {k: {w: sum(train_status[c][k] == w for c in split["train"])
                               for w in ("mask", "present", "absent", "unknown")} for k in classes},
@@ -347,14 +356,15 @@ def _slice_set(vols: list[OrganVolume], status: Mapping[str, Mapping[str, str]],
 # ------------------------------------------------------------------------------------------ evaluation
 @torch.no_grad()
 def predict_label_maps(segment: Any, data: OrganSliceSet, *, device: torch.device, batch_size: int = 64,
-                       threshold: float = 0.5) -> Tensor:
+                       threshold: float = 0.5, pos_weight: Sequence[float] | None = None) -> Tensor:
     """Decoded slice predictions: K+1 output channels are read as a softmax head (argmax), K channels as
-    K sigmoids (``decode_label_map``: argmax over classes above ``threshold``).
+    K sigmoids (``decode_label_map``: argmax over classes above ``threshold``), on sigmoid(z - log pos_weight)
+    when ``pos_weight`` is given (``calibrated_sigmoid``; ``weakseg.methods.partial.decode_pos_weight``).
 
     Shape:
         returns (N, H, W) int64 class ids 0..K.
     """
-    from weakseg.losses.partial_label import decode_label_map
+    from weakseg.losses.partial_label import calibrated_sigmoid, decode_label_map
 
     k = len(data.class_names)
     out = []
@@ -364,7 +374,7 @@ def predict_label_maps(segment: Any, data: OrganSliceSet, *, device: torch.devic
         if logits.shape[1] == k + 1:
             out.append(logits.argmax(1).cpu())
         elif logits.shape[1] == k:
-            out.append(decode_label_map(torch.sigmoid(logits), threshold=threshold).cpu())
+            out.append(decode_label_map(calibrated_sigmoid(logits, pos_weight=pos_weight), threshold=threshold).cpu())
         else:
             raise WeaksegError(f"the model outputs {logits.shape[1]} channels for {k} classes; expected {k} "
                                f"(sigmoid) or {k + 1} (softmax with background)")
@@ -399,9 +409,12 @@ def _words(codes: Tensor) -> list[str]:
 
 def evaluate_organs(segment: Any, data: OrganSliceSet, cfg: Any, device: torch.device) -> dict[str, Any]:
     """The organs metrics: ``mean_dice`` (mean over organs of the per-volume mean Dice, the selection
-    metric), ``dice_<class>``, ``hd95_<class>`` and the per-volume Dice table ``per_case``."""
+    metric), ``dice_<class>``, ``hd95_<class>`` and the per-volume Dice table ``per_case``. Sigmoid outputs
+    are decoded as ``smile.calibrate_pos_weight`` says."""
+    from weakseg.methods.partial import decode_pos_weight
+
     pred = predict_label_maps(segment, data, device=device, batch_size=cfg.eval.batch_size,
-                              threshold=cfg.eval.threshold)
+                              threshold=cfg.eval.threshold, pos_weight=decode_pos_weight(cfg))
     summary = score_slice_set(pred, data)
     out: dict[str, Any] = {"mean_dice": summary["foreground_mean"]["Dice"]}
     for i, c in enumerate(data.class_names, start=1):

@@ -1,9 +1,18 @@
 """Synthetic 3-organ abdominal CT phantom, written in the nnU-Net raw layout (smile.md §16.1).
 
-A large (liver), a medium (stomach) and a small, low-contrast (pancreas) organ inside an elliptic body
-with a spine, CT-like Hounsfield units, seeded per-case shape variation and anisotropic voxels. Organ
-volume fractions (beta) mirror real imbalance: liver about 5-7 %, stomach 1.5-2 %, pancreas 0.2-0.4 %
-of the grid. Nothing is downloaded; tests and the benchmark build their data with this module.
+Two presets (``preset=``), each reproducible from its seed:
+
+- ``v1`` (default, the original phantom): a large (liver), a medium (stomach) and a small, low-contrast
+  (pancreas) organ inside an elliptic body with a spine, CT-like Hounsfield units, seeded per-case jitter
+  and anisotropic voxels. Organ volume fractions (beta) mirror real imbalance: liver about 5-7 %, stomach
+  1.5-2 %, pancreas 0.2-0.4 % of the grid. The organs never touch and the pancreas (45 HU) lies in a 40 HU
+  body: 5 HU of contrast under 15 HU of noise.
+- ``v2`` (``weakseg.data.phantom_v2``, issue 21): organs that touch (liver-stomach, stomach-pancreas), a
+  pancreas in retroperitoneal fat (45 against -100 HU), unlabelled kidneys and aorta at the pancreas's HU,
+  two-ellipsoid organs with per-volume shapes bent by a smooth displacement field. Fractions at
+  24 x 64 x 64: liver 3-7 %, stomach 0.9-2.4 %, pancreas 0.2-0.7 %.
+
+Nothing is downloaded; tests and the benchmarks build their data with this module.
 
 Geometry: the in-memory arrays are (D, H, W) = (z, y, x) with ``spacing`` (dz, dy, dx) in mm. On disk
 the NIfTI array is stored in RAS+ order (x, y, z) with the affine diag(dx, dy, dz) (slice axis last, as
@@ -26,6 +35,7 @@ from scipy import ndimage
 
 ORGANS: tuple[str, ...] = ("liver", "stomach", "pancreas")
 LABELS: dict[str, int] = {"background": 0, "liver": 1, "stomach": 2, "pancreas": 3}
+PRESETS: tuple[str, ...] = ("v1", "v2")
 
 # Normalised coordinates: each axis of the grid spans [-1, 1], increasing with the array index. Per organ:
 # centre (z, y, x), radii (z, y, x), in-plane rotation range (deg), mean HU. y > 0 is anterior, x > 0 is
@@ -70,19 +80,22 @@ def make_abdomen(
     *,
     absent: Sequence[str] = (),
     noise_hu: float = 15.0,
+    preset: str = "v1",
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """One synthetic abdominal CT volume.
+    """One synthetic abdominal CT volume of ``preset`` (``v1`` or ``v2``, see the module docstring).
 
-    Organs are painted large to small with seeded jitter of centres (±0.04 of the half-extent), radii
+    ``v1``: organs are painted large to small with seeded jitter of centres (±0.04 of the half-extent), radii
     (±4 %), in-plane rotation and mean HU; a placement where organs would overlap or touch is redrawn, so
     the organs are disjoint (not even face-adjacent) and inside the body. ``absent`` organs are left out
     (resection-like cases). The stomach gets an air pocket (-1000 HU, still labelled stomach) in about half
-    the cases.
+    the cases. ``v2``: ``weakseg.data.phantom_v2.make_abdomen_v2``.
 
     Returns:
         image: (D, H, W) int16 HU; label: (D, H, W) uint8 with ``LABELS`` values; meta: seed, shape,
         spacing, absent organs and realised fractions ``beta``.
     """
+    if preset not in PRESETS:
+        raise ValueError(f"make_abdomen: preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     shape = tuple(int(s) for s in shape)
     if len(shape) != 3 or min(shape) < 4:
         raise ValueError(f"make_abdomen: shape must be (D, H, W) with every size >= 4, got {shape}")
@@ -91,6 +104,9 @@ def make_abdomen(
     unknown = [o for o in absent if o not in ORGANS]
     if unknown:
         raise ValueError(f"make_abdomen: unknown organ {unknown[0]!r} in absent; organs are {', '.join(ORGANS)}")
+    if preset == "v2":
+        from weakseg.data.phantom_v2 import make_abdomen_v2
+        return make_abdomen_v2(seed, shape, spacing, absent=absent, noise_hu=noise_hu)
     rng = np.random.default_rng(seed)
     axes = _axes(shape)
     _, y, x = axes
@@ -195,13 +211,15 @@ def write_abdomen_dataset(
     n_test: int = 0,
     noise_hu: float = 15.0,
     case_prefix: str = "abd",
+    preset: str = "v1",
 ) -> dict[str, Any]:
     """Write ``n_cases`` training (and ``n_test`` test) phantoms in the nnU-Net v2 raw layout.
 
     Files: ``imagesTr/{case}_0000.nii.gz``, ``labelsTr/{case}.nii.gz`` (and ``imagesTs``/``labelsTs`` for
     test cases), ``dataset.json`` with ``labels`` {background, liver, stomach, pancreas}, the ``weakseg``
     block recording ``absent`` statuses, and an MSD-style ``training`` list. With probability
-    ``absent_rate`` a case lacks one organ (chosen uniformly), recorded as status ``absent``.
+    ``absent_rate`` a case lacks one organ (chosen uniformly), recorded as status ``absent``. ``preset``
+    names the phantom (``v1``, ``v2``); case seeds do not depend on it.
 
     Returns the ``dataset.json`` content.
     """
@@ -223,7 +241,7 @@ def write_abdomen_dataset(
         case_rng = np.random.default_rng(ss)
         absent = (ORGANS[int(case_rng.integers(len(ORGANS)))],) if case_rng.random() < absent_rate else ()
         case_seed = int(case_rng.integers(2**31 - 1))
-        image, label, _ = make_abdomen(case_seed, shape, spacing, absent=absent, noise_hu=noise_hu)
+        image, label, _ = make_abdomen(case_seed, shape, spacing, absent=absent, noise_hu=noise_hu, preset=preset)
         split = "Tr" if i < n_cases else "Ts"
         _save_nifti(image, spacing, dirs[f"images{split}"] / f"{case}_0000.nii.gz")
         _save_nifti(label, spacing, dirs[f"labels{split}"] / f"{case}.nii.gz")
@@ -233,8 +251,9 @@ def write_abdomen_dataset(
         (training if split == "Tr" else test).append(entry)
     dataset = {
         "name": "weakseg_abdomen_phantom",
-        "description": f"synthetic 3-organ abdominal CT phantom (weakseg.data.phantom), seed {seed}, "
-                       f"shape {list(shape)} (z, y, x), spacing {list(spacing)} mm, absent_rate {absent_rate}",
+        "description": f"synthetic 3-organ abdominal CT phantom (weakseg.data.phantom"
+                       f"{'' if preset == 'v1' else ', preset ' + preset}), seed {seed}, shape {list(shape)} "
+                       f"(z, y, x), spacing {list(spacing)} mm, absent_rate {absent_rate}",
         "channel_names": {"0": "CT"},
         "labels": dict(LABELS),
         "numTraining": n_cases,

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from weakseg.config.io import config_from_dict
+from weakseg.config.io import config_from_dict, upgrade_stored_config
 from weakseg.config.schema import Config
 from weakseg.data.registry import DataBundle, build_data
 from weakseg.errors import WeaksegError
@@ -45,7 +45,7 @@ def load_run(run_dir: str | Path, *, which: str = "best", device: str = "auto",
     """Config, data, method and weights of a run, in evaluation mode."""
     path = checkpoint_path(run_dir, which)
     ckpt = load_checkpoint(path)
-    cfg = config_from_dict(ckpt["config"])
+    cfg = config_from_dict(upgrade_stored_config(ckpt["config"]))     # runs stored by earlier versions too
     dev = resolve_device(device)
     data = data if data is not None else build_data(cfg)
     method = build_method(cfg, data, dev)

@@ -240,7 +240,7 @@ def predict_folder(
 
     Returns a report (also written to ``out_dir/predict_report.json``).
     """
-    from weakseg.config.io import config_from_dict   # noqa: PLC0415
+    from weakseg.config.io import config_from_dict, upgrade_stored_config   # noqa: PLC0415
     from weakseg.data.registry import DataBundle   # noqa: PLC0415
     from weakseg.inference.evaluate import evaluate_image_set   # noqa: PLC0415
     from weakseg.inference.load import checkpoint_path, load_run   # noqa: PLC0415
@@ -255,7 +255,7 @@ def predict_folder(
     if out_dir.exists() and not overwrite:
         raise WeaksegError(f"{out_dir}: already exists; choose another output folder or pass --overwrite")
     ckpt_file = checkpoint_path(run_dir, checkpoint)
-    cfg = config_from_dict(load_checkpoint(ckpt_file)["config"])
+    cfg = config_from_dict(upgrade_stored_config(load_checkpoint(ckpt_file)["config"]))
     conv_root, index = _brats_preprocessing(cfg, converted)
     channels = tuple(index["channel_names"])
     opts = index["options"]

@@ -3,7 +3,8 @@
 SMILE (smile.md §5) puts one sigmoid per organ and weights every (class, pixel) binary cross-entropy by
 ``W`` from ``weakseg.data.status.status_targets``: pixels whose label is unknown for a class get weight 0
 and contribute exactly nothing, neither to the loss nor to its gradient. The baselines (§7) are softmax
-models trained with cross-entropy on integer maps built here as pure functions. ``decode_label_map``
+models trained with cross-entropy on integer maps built here as pure functions, and the marginal and
+exclusion losses of Shi et al. (MedIA 2021; §13). ``decode_label_map``
 turns K sigmoid probabilities into a label map (§6).
 
 All functions compute in float32 outside autocast, so they are safe under bf16/fp16 training.
@@ -288,6 +289,171 @@ def cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = -100,
         return loss / w[target.clamp_min(0)].masked_fill(~keep, 0).sum().clamp_min(1e-12)
 
 
+# --------------------------------------------------------------------------------------------------
+# Marginal and exclusion losses (Shi et al., MedIA 2021; smile.md §13)
+# --------------------------------------------------------------------------------------------------
+#
+# Shi, Xiao, Zhou, Zhou. *Marginal loss and exclusion loss for partially supervised multi-organ
+# segmentation*. Medical Image Analysis 70 (2021), arXiv:2007.03868. Softmax K+1. In an image where some
+# organs are not annotated, a voxel labelled 0 may be background or any of them, so the softmax mass of
+# background and of every unannotated organ is summed into one "merged background" before the
+# cross-entropy and the Dice (the marginal loss). The exclusion loss uses that organs do not overlap: on
+# voxels known to be another annotated organ, organ k's probability should be 0.
+#
+# Statuses read as SMILE reads them (smile.md §13): annotated = ``mask``/``absent`` (an ``absent`` organ is
+# a class of its own whose voxels simply do not occur), merged = ``unknown``/``present``.
+#
+# Our choices, where the paper and its public re-implementation (HiLab-git/PLS4MIS,
+# ``code/models/MELoss/loss.py``) differ or leave room:
+# - the probabilities are merged (``logsumexp`` of log-softmax), as in the paper; the re-implementation
+#   adds logits, which is not a marginal;
+# - the Dice half is the same foreground batch Dice as the other softmax baselines (``softmax_dice_loss``),
+#   each organ scored only in the images where it is annotated; the merged background has no Dice term;
+# - exclusion region E_k: voxels labelled as another annotated organ (smile.md §13, the issue's wording).
+#   The re-implementation also counts the background of images where k is annotated, where the
+#   cross-entropy already pushes p_k down, and a background channel;
+# - exclusion term: a Dice overlap between p_k and E_k (``"dice"``, the paper's exclusive Dice and the
+#   re-implementation's term, with no numerator smoothing so that perfect exclusion costs exactly 0), or
+#   ``"log"``: the mean over E of -log(1 - p_k) (an exclusive cross-entropy with exactly zero gradient
+#   outside E);
+# - weights: loss = CE + dice_weight·Dice + exclusion_weight·exclusion. The re-implementation uses
+#   0.5·CE + 0.5·Dice + 0.1·exclusion Dice, i.e. the exclusion at 0.2 of the CE weight; our default
+#   ``exclusion_weight`` 0.2 keeps that ratio with dice_weight 1. The paper's own weighting is not
+#   reproduced here (not checked against the text).
+
+ExclusionMode = Literal["dice", "log"]
+EXCLUSION_MODES: tuple[str, ...] = ("dice", "log")
+
+
+def merged_background(status: Tensor) -> Tensor:
+    """Channels summed into the merged background: channel 0 and every missing organ (``unknown``/``present``).
+
+    Shape:
+        status: (B, K) codes. Returns (B, K+1) bool.
+    """
+    return torch.cat([torch.ones_like(status[:, :1], dtype=torch.bool), missing_classes(status)], 1)
+
+
+def marginal_cross_entropy(logits: Tensor, target: Tensor, status: Tensor, *,
+                           class_weight: Tensor | Sequence[float] | None = None) -> Tensor:
+    """Marginal cross-entropy: -log q(target), q the softmax with background and missing organs merged.
+
+    q_0 = p_0 + Σ_{k missing} p_k (computed as a ``logsumexp`` of log-softmax), q_k = p_k for annotated k.
+    ``target`` holds k only on voxels of ``mask`` classes (``ce_targets(mask, status)``), 0 elsewhere. With
+    every class annotated it equals ``cross_entropy``. Voxels whose merged background is every channel (an
+    image with no annotated class) contribute exactly 0 and get exactly zero gradient; they still count in
+    the mean, as in a plain CE over the batch. ``class_weight`` (K+1 values, background first) weights each
+    voxel by its target and divides by the sum of those weights, as ``cross_entropy`` does.
+
+    Shape:
+        logits: (B, K+1, *S); target: (B, *S) int64 in 0..K; status: (B, K) codes. Returns a scalar float32.
+    """
+    if logits.ndim < 3 or tuple(status.shape) != (logits.shape[0], logits.shape[1] - 1):
+        raise ValueError(f"marginal_cross_entropy: logits {tuple(logits.shape)} must be (B, K+1, *S) and status "
+                         f"{tuple(status.shape)} (B, K)")
+    with _no_autocast(logits.device):
+        logp = logits.float().log_softmax(1)                                     # (B, K+1, *S)
+        view = (*status.shape[:1], logits.shape[1], *[1] * (logits.ndim - 2))
+        merged = merged_background(status.to(logits.device)).view(view)         # (B, K+1, 1...)
+        log_bg = logp.masked_fill(~merged, float("-inf")).logsumexp(1)          # (B, *S): log q_0
+        picked = logp.gather(1, target.unsqueeze(1)).squeeze(1)                  # (B, *S): log p_target
+        nll = -torch.where(target == 0, log_bg, picked)
+        trivial = merged.all(1) & (target == 0)                                 # q_0 = 1: no signal at all
+        nll = torch.where(trivial, torch.zeros((), device=nll.device), nll)
+        if class_weight is None:
+            return nll.sum() / max(nll.numel(), 1)
+        w = (_weight_tensor(tuple(class_weight), logits.device) if not isinstance(class_weight, Tensor)
+             else class_weight.to(logits.device, torch.float32))
+        if tuple(w.shape) != (logits.shape[1],):
+            raise ValueError(f"marginal_cross_entropy: class_weight must have shape ({logits.shape[1]},), got "
+                             f"{tuple(w.shape)}")
+        wv = w[target]                                                           # (B, *S)
+        return (wv * nll).sum() / wv.sum().clamp_min(1e-12)
+
+
+def marginal_dice_loss(logits: Tensor, target: Tensor, status: Tensor, *, smooth_nr: float = 1e-5,
+                       smooth_dr: float = 1e-5) -> Tensor:
+    """Batch soft Dice of the annotated organs of a (K+1)-way softmax (the Dice half of the marginal loss).
+
+    Organ k is scored only over the images where it is annotated (``mask``/``absent``); where it is missing
+    its probability belongs to the merged background, which has no Dice term (as ``softmax_dice_loss`` has
+    none for the background). With every class annotated it equals ``softmax_dice_loss``.
+
+    Shape:
+        logits: (B, K+1, *S); target: (B, *S) int64; status: (B, K) codes. Returns a scalar float32.
+    """
+    with _no_autocast(logits.device):
+        p = logits.float().softmax(1)[:, 1:]                                     # (B, K, *S)
+        ids = torch.arange(1, logits.shape[1], device=logits.device).view(1, -1, *[1] * (target.ndim - 1))
+        y = (target.unsqueeze(1) == ids).float()                                 # (B, K, *S)
+        annotated = ~missing_classes(status.to(logits.device))                   # (B, K)
+        w = annotated.view(*annotated.shape, *[1] * (target.ndim - 1)).float().expand_as(p)
+        return _weighted_dice_loss(p, y, w, smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=True)
+
+
+def exclusion_loss(logits: Tensor, target: Tensor, *, mode: ExclusionMode = "dice",
+                   smooth_dr: float = 1e-5) -> Tensor:
+    """Penalty on organ k's softmax probability over E_k, the voxels labelled as another annotated organ.
+
+    ``target`` is the marginal loss's map (``ce_targets(mask, status)``): it names only annotated organs,
+    so E_k = {x : target(x) > 0 and target(x) != k} needs no statuses. Modes:
+    ``"dice"``: mean over organs with |E_k| > 0 of 2 Σ_E p_k / (|E_k| + Σ p_k + s) (batch-pooled; the
+    denominator's Σ p_k runs over every voxel, so the gradient reaches voxels outside E through it);
+    ``"log"``: the mean over all (k, x in E_k) of -log(1 - p_k(x)), with exactly zero gradient outside E.
+    No organ with a non-empty E_k in the batch gives 0 (and zero gradients), never NaN.
+
+    Shape:
+        logits: (B, K+1, *S); target: (B, *S) int64. Returns a scalar float32.
+    """
+    if mode not in EXCLUSION_MODES:
+        raise ValueError(f"exclusion mode must be one of {', '.join(EXCLUSION_MODES)}, got {mode!r}")
+    with _no_autocast(logits.device):
+        k = logits.shape[1] - 1
+        ids = torch.arange(1, k + 1, device=logits.device).view(1, k, *[1] * (target.ndim - 1))
+        excluded = (target.unsqueeze(1) > 0) & (target.unsqueeze(1) != ids)      # (B, K, *S): E_k
+        e = excluded.float()
+        dims = [0, *range(2, logits.ndim)]
+        n_e = e.sum(dims)                                                        # (K,)
+        used = n_e > 0
+        if mode == "dice":
+            p = logits.float().softmax(1)[:, 1:]                                 # (B, K, *S)
+            overlap = 2 * (e * p).sum(dims) / (n_e + p.sum(dims) + smooth_dr)    # (K,)
+            return torch.where(used, overlap, torch.zeros((), device=p.device)).sum() / used.sum().clamp_min(1)
+        logp = logits.float().log_softmax(1)                                     # (B, K+1, *S)
+        terms = []
+        for c in range(k):                      # log(1 - p_k) = logsumexp of the other channels' log p: stable
+            others = torch.cat([logp[:, :c + 1], logp[:, c + 2:]], 1).logsumexp(1)             # (B, *S)
+            terms.append(torch.where(excluded[:, c], -others, torch.zeros((), device=logp.device)))
+        return torch.stack(terms, 1).sum() / n_e.sum().clamp_min(1)
+
+
+class MarginalLoss(nn.Module):
+    """Marginal CE + ``dice_weight`` · marginal Dice + ``exclusion_weight`` · exclusion (Shi et al. 2021).
+
+    ``forward(logits, target, status)`` returns the weighted terms by name (``ce``, and ``dice`` /
+    ``exclusion`` when their weight is > 0); ``target`` is ``ce_targets(mask, status)``.
+    """
+
+    def __init__(self, *, class_weight: Sequence[float] | None = None, dice_weight: float = 0.0,
+                 exclusion_weight: float = 0.2, exclusion: ExclusionMode = "dice") -> None:
+        super().__init__()
+        for name, value in (("dice_weight", dice_weight), ("exclusion_weight", exclusion_weight)):
+            if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if exclusion not in EXCLUSION_MODES:
+            raise ValueError(f"exclusion must be one of {', '.join(EXCLUSION_MODES)}, got {exclusion!r}")
+        self.class_weight = None if class_weight is None else tuple(float(v) for v in class_weight)
+        self.dice_weight, self.exclusion_weight, self.exclusion = float(dice_weight), float(exclusion_weight), exclusion
+
+    def forward(self, logits: Tensor, target: Tensor, status: Tensor) -> dict[str, Tensor]:
+        terms = {"ce": marginal_cross_entropy(logits, target, status, class_weight=self.class_weight)}
+        if self.dice_weight > 0:
+            terms["dice"] = self.dice_weight * marginal_dice_loss(logits, target, status)
+        if self.exclusion_weight > 0:
+            terms["exclusion"] = self.exclusion_weight * exclusion_loss(logits, target, mode=self.exclusion)
+        return terms
+
+
 def drop_incomplete(statuses: Mapping[str, Mapping[str, str]]) -> list[str]:
     """The ``drop_incomplete`` baseline's training cases: those with every class ``mask`` or ``absent``.
 
@@ -308,6 +474,27 @@ def missing_classes(status: Tensor) -> Tensor:
 # --------------------------------------------------------------------------------------------------
 # Decoding (smile.md §6)
 # --------------------------------------------------------------------------------------------------
+
+
+def calibrated_sigmoid(logits: Tensor, *, pos_weight: Tensor | Sequence[float] | None = None) -> Tensor:
+    """Per-class probabilities sigmoid(z_k - log w_k) that are comparable across classes.
+
+    BCE with ``pos_weight`` w_k is minimised at z_k = logit(p_k) + log w_k for a true class probability p_k,
+    so sigmoid(z_k) overstates p_k and by a different amount per class: with w = (3, 10, 30), a raw 0.5 is a
+    true 1/4, 1/11 and 1/31. Subtracting log w_k undoes that before thresholds and argmaxes (smile.md §6,
+    §8.2; issue 21). Without ``pos_weight`` it is ``torch.sigmoid``. A Dice term in the loss also pulls the
+    optimum; this corrects only the BCE's known shift.
+
+    Shape:
+        logits: (B, K, *S); pos_weight: (K,) positive. Returns (B, K, *S) float32.
+    """
+    z = logits.float()
+    if pos_weight is None:
+        return z.sigmoid()
+    w = torch.as_tensor(pos_weight, dtype=torch.float32, device=z.device)
+    if w.shape != (z.shape[1],) or not bool((w > 0).all()):
+        raise ValueError(f"calibrated_sigmoid: pos_weight must be {z.shape[1]} positive values, got {w.tolist()}")
+    return (z - w.log().view(1, -1, *[1] * (z.ndim - 2))).sigmoid()
 
 
 def decode_label_map(probs: Tensor, *, threshold: float = 0.5, mode: DecodeMode = "argmax_threshold") -> Tensor:

@@ -9,6 +9,10 @@ sampler (pool ``all``) and the step budget; only the head, the targets and the l
 - ``naive``: softmax K+1, cross-entropy on the partial map read as nnU-Net reads it (missing organs are
   background, every slice is used, including those of volumes that lost every annotation);
 - ``oracle``: softmax K+1 on the full labels (needs ``data.organs.full_labels=true``);
+- ``oracle_sigmoid``: SMILE's head and loss (``smile.*``: pos_weight, Dice, normalisation) on the full labels
+  (needs ``data.organs.full_labels=true``): every W is 1, so it separates the head from the masking;
+- ``marginal``: softmax K+1, marginal cross-entropy + Dice with background and the missing organs merged,
+  plus the exclusion loss (Shi et al., MedIA 2021; ``marginal.*``, ``weakseg.losses.partial_label``);
 - ``spatial_ignore``: softmax K+1; in a volume with a missing class every background voxel is ignored for
   every class (nnU-Net's ignore label);
 - ``drop_incomplete``: softmax K+1 on the volumes with every class annotated only.
@@ -31,6 +35,8 @@ from weakseg.data.registry import DataBundle
 from weakseg.data.status import MISSING_CODES, PRESENT, UNKNOWN, status_targets_from_masks
 from weakseg.errors import WeaksegError
 from weakseg.losses.partial_label import (
+    EXCLUSION_MODES,
+    MarginalLoss,
     SmileLoss,
     ce_targets,
     cross_entropy,
@@ -44,8 +50,16 @@ from weakseg.relabel.selection import apply_pseudo_labels
 from weakseg.training.checkpoint import load_checkpoint
 from weakseg.training.context import StepContext
 
-SOFTMAX_METHODS = ("naive", "oracle", "spatial_ignore", "drop_incomplete")
-SIGMOID_METHODS = ("smile", "smiler", "smiler_mc")
+SOFTMAX_METHODS = ("naive", "oracle", "spatial_ignore", "drop_incomplete", "marginal")
+SIGMOID_METHODS = ("smile", "smiler", "smiler_mc", "oracle_sigmoid")
+
+
+def decode_pos_weight(cfg: Config) -> list[float] | None:
+    """The per-class ``pos_weight`` to take out of sigmoid outputs before they are compared across classes
+    (``smile.calibrate_pos_weight``), or None (raw sigmoids). Softmax methods ignore it."""
+    if cfg.method not in SIGMOID_METHODS or not cfg.smile.calibrate_pos_weight:
+        return None
+    return None if cfg.smile.pos_weight is None else [float(v) for v in cfg.smile.pos_weight]
 
 
 def _segmenter(cfg: Config, data: DataBundle, device: torch.device, n_out: int) -> nn.Module:
@@ -106,6 +120,19 @@ partial_ce_step = _ce_step(lambda b: ce_targets(b.mask, b.status))              
 spatial_ignore_step = _ce_step(lambda b: spatial_ignore_targets(b.mask, b.status))
 
 
+def make_marginal_step(loss_fn: MarginalLoss):
+    """The marginal + exclusion step: integer map of the annotated organs, statuses say what is merged."""
+    def marginal_step(method: Method, batches: dict[str, Batch], ctx: StepContext) -> dict[str, Tensor]:
+        batch = batches["all"]
+        target = ce_targets(batch.mask, batch.status)                                             # (B, H, W)
+        with ctx.autocast():
+            logits = method.models["segmenter"](batch.image)                                      # (B, K+1, H, W)
+        terms = {f"loss/{k}": v for k, v in loss_fn(logits, target, batch.status).items()}
+        ctx.update(sum(terms.values()), terms, [method.optimizers["segmenter"]])
+        return {k: v.detach() for k, v in terms.items()}
+    return marginal_step
+
+
 # --------------------------------------------------------------------------------------------- builders
 def _method(name: str, cfg: Config, data: DataBundle, device: torch.device, n_out: int, step) -> Method:
     cw = cfg.smile.ce_weight
@@ -122,7 +149,15 @@ def _smile_loss(cfg: Config, k: int) -> SmileLoss:
     pw = cfg.smile.pos_weight
     if pw is not None and len(pw) != k:
         raise WeaksegError(f"smile.pos_weight has {len(pw)} values for {k} classes; give one per class or null")
+    if pw is not None and not all(v > 0 for v in pw):
+        raise WeaksegError(f"smile.pos_weight must be positive numbers (one per class), got {list(pw)}")
     return SmileLoss(normalisation=cfg.smile.normalisation, dice_weight=cfg.smile.dice_weight, pos_weight=pw)
+
+
+def _require_full_labels(name: str, cfg: Config) -> None:
+    if not cfg.data.organs.full_labels:
+        raise WeaksegError(f"method {name} trains on the full ground truth: set data.organs.full_labels=true "
+                           "(only the oracles may; every other method must see the partial labels)")
 
 
 @register_method("smile")
@@ -179,10 +214,30 @@ def build_naive(cfg: Config, data: DataBundle, device: torch.device) -> Method:
 
 @register_method("oracle")
 def build_oracle(cfg: Config, data: DataBundle, device: torch.device) -> Method:
-    if not cfg.data.organs.full_labels:
-        raise WeaksegError("method oracle trains on the full ground truth: set data.organs.full_labels=true "
-                           "(only the oracle may; every other method must see the partial labels)")
+    _require_full_labels("oracle", cfg)
     return _method("oracle", cfg, data, device, len(data.class_names) + 1, partial_ce_step)
+
+
+@register_method("oracle_sigmoid")
+def build_oracle_sigmoid(cfg: Config, data: DataBundle, device: torch.device) -> Method:
+    """SMILE's K sigmoids and loss on the full labels: every class ``mask``, so every W is 1 (smile.md §7)."""
+    _require_full_labels("oracle_sigmoid", cfg)
+    k = len(data.class_names)
+    return _method("oracle_sigmoid", cfg, data, device, k, make_smile_step(_smile_loss(cfg, k)))
+
+
+@register_method("marginal")
+def build_marginal(cfg: Config, data: DataBundle, device: torch.device) -> Method:
+    """Marginal + exclusion loss (Shi et al., MedIA 2021): softmax K+1 on the partial labels as annotated."""
+    mc = cfg.marginal
+    if not (isinstance(mc.exclusion_weight, (int, float)) and 0 <= mc.exclusion_weight < float("inf")):
+        raise WeaksegError(f"marginal.exclusion_weight must be a finite number >= 0 (0 = marginal loss only), "
+                           f"got {mc.exclusion_weight!r}")
+    if mc.exclusion not in EXCLUSION_MODES:
+        raise WeaksegError(f"marginal.exclusion must be one of {', '.join(EXCLUSION_MODES)}, got {mc.exclusion!r}")
+    loss = MarginalLoss(class_weight=cfg.smile.ce_weight, dice_weight=cfg.smile.dice_weight,
+                        exclusion_weight=mc.exclusion_weight, exclusion=mc.exclusion)
+    return _method("marginal", cfg, data, device, len(data.class_names) + 1, make_marginal_step(loss))
 
 
 @register_method("spatial_ignore")

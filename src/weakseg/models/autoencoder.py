@@ -1,7 +1,8 @@
 """Autoencoder baseline (genseg.md §8.1): one encoder, a reconstruction and a segmentation decoder.
 
 ``decoder_rec`` has no long skips (everything passes the bottleneck; skip sizes are still used to crop)
-and a tanh output; ``decoder_seg`` has skinny_cat skips and a 1x1 classifier. Both take the full code.
+and a tanh output; ``decoder_seg`` has skinny_cat skips and a 1x1 classifier reading ``head_channels`` maps
+(`weakseg.models.decoder.resolve_head_channels`). Both take the full code.
 MNIST-48 at the published width: 4,990,957 parameters (§13).
 """
 
@@ -49,6 +50,7 @@ class AutoEncoderSegmenter(nn.Module):
         norm_dec: str = "layer",
         long_skip: str = "skinny_cat",
         dropout: float = 0.0,
+        head_channels: int | str | None = "auto",
     ) -> None:
         super().__init__()
         depth = resolve_depth(depth, image_size)
@@ -61,7 +63,7 @@ class AutoEncoderSegmenter(nn.Module):
         )
         self.decoder_seg = segmentation_decoder(
             code, self.encoder.channels, in_channels=in_channels, num_classes=num_classes, norm=norm_dec,
-            long_skip=long_skip, dropout=dropout,
+            long_skip=long_skip, dropout=dropout, head_channels=head_channels,
         )
 
     def forward(self, x: Tensor) -> AEOutput:

@@ -1,7 +1,9 @@
 """Segmentation-only baseline (genseg.md §8.2): encoder f + the AE's segmentation decoder.
 
 This is also the mean-teacher student (§8.3). Unlike the reference, no unused reconstruction decoder is
-built. At the published MNIST-48 width it has 3,368,684 parameters (§13).
+built. At the published MNIST-48 width it has 3,368,684 parameters (§13). ``head_channels`` sets the width
+of the map the classifier reads (``weakseg.models.decoder.resolve_head_channels``): the reference's image
+channel count for one class, max(16, K) for K > 1 classes by default.
 """
 
 from __future__ import annotations
@@ -10,20 +12,22 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from weakseg.models.decoder import Decoder
+from weakseg.models.decoder import Decoder, resolve_head_channels
 from weakseg.models.encoder import BASE_CODE_CHANNELS, Encoder, resolve_depth, scale_channels
 from weakseg.models.registry import register_model
 
 
 def segmentation_decoder(
     code_channels: int, enc_channels: Sequence[int], *, in_channels: int, num_classes: int, norm: str,
-    long_skip: str, dropout: float = 0.0,
+    long_skip: str, dropout: float = 0.0, head_channels: int | str | None = "auto",
 ) -> Decoder:
     """The AE / seg-only / sep-dec segmentation decoder: k=3, shortcut, ``norm``, long skips, one
-    "logits" mode (§7, §8.1)."""
+    "logits" mode (§7, §8.1), its classifier reading ``head_channels`` maps (`resolve_head_channels`)."""
+    head = resolve_head_channels(head_channels, num_classes=num_classes, in_channels=in_channels)
     return Decoder(
         code_channels, in_channels, channels=list(enc_channels[:-1])[::-1], kernel_size=3, norm=norm,
         shortcut=True, long_skip=long_skip, modes=["logits"], num_classes=num_classes, dropout=dropout,
+        head_channels=head,
     )
 
 
@@ -47,6 +51,7 @@ class SegOnly(nn.Module):
         norm_dec: str = "layer",
         long_skip: str = "skinny_cat",
         dropout: float = 0.0,
+        head_channels: int | str | None = "auto",
     ) -> None:
         super().__init__()
         depth = resolve_depth(depth, image_size)
@@ -54,7 +59,7 @@ class SegOnly(nn.Module):
         self.encoder = Encoder(in_channels, depth=depth, code_channels=code, norm=norm_enc, dropout=dropout)
         self.decoder = segmentation_decoder(
             code, self.encoder.channels, in_channels=in_channels, num_classes=num_classes, norm=norm_dec,
-            long_skip=long_skip, dropout=dropout,
+            long_skip=long_skip, dropout=dropout, head_channels=head_channels,
         )
 
     def forward(self, x: Tensor) -> Tensor:

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from weakseg.errors import WeaksegError
 from weakseg.models.blocks import add_spectral_norm
-from weakseg.models.decoder import Decoder
+from weakseg.models.decoder import Decoder, resolve_head_channels
 from weakseg.models.encoder import BASE_CODE_CHANNELS, BASE_UNIQUE_CHANNELS, Encoder, resolve_depth, scale_channels
 from weakseg.models.registry import register_model
 from weakseg.models.segmenter import segmentation_decoder
@@ -89,6 +89,9 @@ class GenSegGenerator(nn.Module):
             (§4.6); never the separate segmenter.
         res_kernel_size, res_shortcut: g_res kernel and shortcut (5, False in the headline model; 3, True
             in the ``bds3_104`` variant).
+        head_channels: width of the map the segmentation classifier reads (g_res's mode-1 out_conv, or the
+            separate segmenter's): ``auto`` keeps the reference's image width for one class and uses
+            max(16, K) maps for K > 1 (`weakseg.models.decoder.resolve_head_channels`).
     """
 
     def __init__(
@@ -109,6 +112,7 @@ class GenSegGenerator(nn.Module):
         spectral_norm: bool = True,
         res_kernel_size: int = 5,
         res_shortcut: bool = False,
+        head_channels: int | str | None = "auto",
     ) -> None:
         super().__init__()
         if translation not in TRANSLATIONS:
@@ -135,14 +139,15 @@ class GenSegGenerator(nn.Module):
             shortcut=True, long_skip=long_skip, modes=["image"],
         )
         shared = segmenter == "shared"
+        head = resolve_head_channels(head_channels, num_classes=num_classes, in_channels=in_channels)
         self.g_res = Decoder(
             code, in_channels, channels=dec_channels, kernel_size=res_kernel_size, norm=norm_dec,
             shortcut=res_shortcut, long_skip=long_skip, modes=["image", "logits"] if shared else ["image"],
-            num_classes=num_classes if shared else None,
+            num_classes=num_classes if shared else None, head_channels=head if shared else None,
         )
         self.seg_decoder = None if shared else segmentation_decoder(
             code, self.encoder.channels, in_channels=in_channels, num_classes=num_classes, norm=norm_dec,
-            long_skip=long_skip,
+            long_skip=long_skip, head_channels=head_channels,
         )
         if spectral_norm:
             add_spectral_norm(self.encoder)

@@ -79,18 +79,19 @@ def score_training_set(cfg: Config, model_run: Path, opts: SmilerOptions, train:
                        device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Probabilities (or MC-dropout mean and std) of m_{t-1} on every training slice."""
     from weakseg.inference.load import load_run
+    from weakseg.methods.partial import decode_pos_weight
     from weakseg.relabel.scoring import mc_dropout_scores, probability_scores
 
     run = load_run(model_run, which="last", device=str(device))
     model = run.method.models["segmenter"]
+    pos_weight = decode_pos_weight(run.cfg)               # the scored model's own calibration, as its decoding
     if opts.score == "mc_std":
         mean, std = mc_dropout_scores(model, train.images, samples=opts.mc_samples, seed=cfg.train.seed * 1000 + t,
-                                      p=opts.mc_dropout_p,
-                                      batch_size=cfg.eval.batch_size)
+                                      p=opts.mc_dropout_p, batch_size=cfg.eval.batch_size, pos_weight=pos_weight)
         return mean, std
     if opts.score != "prob":
         raise WeaksegError(f"smiler.score={opts.score!r} is not available in the round driver; use prob or mc_std")
-    return probability_scores(model, train.images, batch_size=cfg.eval.batch_size), None
+    return probability_scores(model, train.images, batch_size=cfg.eval.batch_size, pos_weight=pos_weight), None
 
 
 def fit_smiler(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None,

@@ -5,15 +5,21 @@ every segmenter; MC-dropout additionally needs an ``nn.Module`` holding ``nn.Dro
 MC-dropout follows Gal & Ghahramani (ICML 2016) as used on the SMILE slides: the model in eval mode
 (batch norm frozen) with only its dropout modules switched back to training, N stochastic passes, the
 per-pixel mean and standard deviation of sigmoid(z).
+
+``pos_weight`` (``smile.calibrate_pos_weight``): scores are sigmoid(z - log pos_weight_k), the probabilities
+that decoding also uses (``weakseg.losses.partial_label.calibrated_sigmoid``), so "p > tau" and the ranking
+mean the same thing for every class.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
+
+from weakseg.losses.partial_label import calibrated_sigmoid
 
 DROPOUT_TYPES: tuple[type[nn.Module], ...] = (
     nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,
@@ -86,8 +92,9 @@ def probability_scores(
     *,
     batch_size: int = 16,
     out_device: torch.device | str = "cpu",
+    pos_weight: Sequence[float] | None = None,
 ) -> Tensor:
-    """sigmoid(model(images)) in eval mode, batched.
+    """sigmoid(model(images)) in eval mode, batched (sigmoid(z - log pos_weight) with ``pos_weight``).
 
     Shape:
         images: (N, C, *S). Returns (N, K, *S) float32 on ``out_device``.
@@ -97,7 +104,7 @@ def probability_scores(
     with eval_mode(model):
         for start in range(0, images.shape[0], batch_size):
             x = images[start:start + batch_size].to(device)
-            parts.append(_logits(model, x).float().sigmoid().to(out_device))
+            parts.append(calibrated_sigmoid(_logits(model, x), pos_weight=pos_weight).to(out_device))
     return torch.cat(parts) if parts else images.new_zeros((0,))
 
 
@@ -111,8 +118,10 @@ def mc_dropout_scores(
     p: float | None = None,
     batch_size: int = 16,
     out_device: torch.device | str = "cpu",
+    pos_weight: Sequence[float] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Mean and standard deviation of sigmoid(z) over ``samples`` MC-dropout passes.
+    """Mean and standard deviation of sigmoid(z) (sigmoid(z - log pos_weight) with ``pos_weight``) over
+    ``samples`` MC-dropout passes.
 
     ``p`` overrides the drop probability of the model's dropout modules during the passes (None: keep
     the one the model was trained with).
@@ -136,7 +145,7 @@ def mc_dropout_scores(
             x = images[start:start + batch_size].to(device)
             mean = m2 = None
             for i in range(samples):                                  # Welford's running mean and variance
-                p = _logits(model, x).float().sigmoid()               # (b, K, *S)
+                p = calibrated_sigmoid(_logits(model, x), pos_weight=pos_weight)   # (b, K, *S)
                 if mean is None:
                     mean, m2 = p.clone(), torch.zeros_like(p)
                     continue

@@ -34,9 +34,19 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class SmilerOptions:
-    """Every knob of the ``smiler:`` config block (smile.md §8.3, §9.1, §18), validated on creation."""
+    """Every knob of the ``smiler:`` config block (smile.md §8.3, §9.1, §18), validated on creation.
+
+    ``init``: the weights each round t >= 1 starts from: ``continue`` (m_{t-1}, our default), ``smile`` (m_0)
+    or ``scratch`` (a new model initialised exactly as round 0 was, from ``train.seed``, as the paper's
+    "train a new model"; only the pseudo-labels differ). Every round is its own ``fit`` with a new optimiser
+    and ``round_steps`` steps (None: ``train.steps``, round 0's full budget, the paper's retraining).
+    """
 
     rounds: int = 3
     gamma_max: float = 1.0
@@ -55,10 +65,10 @@ class SmilerOptions:
     def __post_init__(self) -> None:
         if not (isinstance(self.rounds, int) and self.rounds >= 1):
             raise WeaksegError(f"smiler.rounds must be an integer >= 1, got {self.rounds!r}")
-        if not 0.0 < self.gamma_max <= 1.0:
-            raise WeaksegError(f"smiler.gamma_max must be in (0, 1], got {self.gamma_max!r}")
-        if not 0.0 <= self.tau < 1.0:
-            raise WeaksegError(f"smiler.tau must be in [0, 1), got {self.tau!r}")
+        if not (_is_number(self.gamma_max) and 0.0 < self.gamma_max <= 1.0):
+            raise WeaksegError(f"smiler.gamma_max must be a number in (0, 1], got {self.gamma_max!r}")
+        if not (_is_number(self.tau) and 0.0 <= self.tau < 1.0):
+            raise WeaksegError(f"smiler.tau must be a number in [0, 1), got {self.tau!r}")
         for key, valid in _CHOICES.items():
             if getattr(self, key) not in valid:
                 raise WeaksegError(f"smiler.{key} must be one of {', '.join(valid)}, got {getattr(self, key)!r}")

@@ -32,6 +32,9 @@ class RunSpec:
     config: str                 # config path or name under configs/
     overrides: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # overrides that spell out what was the default when older results were stored: a stored result made
+    # without them answers this spec too (it was trained the same way)
+    former_defaults: tuple[str, ...] = field(default=(), hash=False, compare=False)
 
     @property
     def key(self) -> str:
@@ -101,9 +104,13 @@ def _recipe(overrides: Sequence[str]) -> list[str]:
 
 
 def _same_recipe(stored: dict[str, Any], spec: RunSpec) -> bool:
-    """A stored result answers ``spec`` when its config file and (path-free) overrides are the same."""
-    return (stored.get("config_file") == spec.config
-            and _recipe(stored.get("overrides", [])) == _recipe(list(spec.overrides)))
+    """A stored result answers ``spec`` when its config file and (path-free) overrides are the same, or the
+    same but for ``spec.former_defaults`` (the result predates them and was trained as they say)."""
+    if stored.get("config_file") != spec.config:
+        return False
+    have = _recipe(stored.get("overrides", []))
+    want = _recipe(list(spec.overrides))
+    return have == want or have == [o for o in want if o not in spec.former_defaults]
 
 
 def load_results(results_dir: Path) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from weakseg.config.io import diff_configs, dump_yaml, to_dict
+from weakseg.config.io import diff_configs, dump_yaml, to_dict, upgrade_stored_config
 from weakseg.config.schema import Config
 from weakseg.data.batch import Batch
 from weakseg.data.datasets import TensorSampleSet
@@ -252,7 +252,8 @@ def _load_for_resume(cfg: Config, paths: RunPaths, resume: bool) -> dict[str, An
         if not paths.last.is_file():
             raise WeaksegError(f"--resume: no checkpoint at {paths.last}; start without --resume")
         ckpt = load_checkpoint(paths.last)
-        changed = [k for k in diff_configs(ckpt["config"], to_dict(cfg)) if k not in RESUMABLE_CHANGES]
+        stored = upgrade_stored_config(ckpt["config"])         # keys added since the run was stored
+        changed = [k for k in diff_configs(stored, to_dict(cfg)) if k not in RESUMABLE_CHANGES]
         if changed:
             raise WeaksegError(f"--resume: the config differs from the run's in {', '.join(changed)}; "
                                f"only {', '.join(RESUMABLE_CHANGES)} may change (or use a new --out folder)")
