@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from weakseg.config.io import diff_configs, dump_yaml, to_dict
+from weakseg.config.io import config_from_dict, diff_configs, dump_yaml, to_dict
 from weakseg.config.schema import Config
 from weakseg.data.batch import Batch
 from weakseg.data.datasets import TensorSampleSet
@@ -246,13 +246,22 @@ def _better(value: float | None, best: dict[str, Any] | None, mode: str) -> bool
     return value > best["value"] if mode == "max" else value < best["value"]
 
 
+def _with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's config with keys added to the schema since it was written set to their defaults
+    (their defaults keep the old behaviour), so that such keys do not block resuming an older run."""
+    try:
+        return to_dict(config_from_dict(stored))
+    except WeaksegError:                 # a key since removed: compare as stored, which names it
+        return stored
+
+
 def _load_for_resume(cfg: Config, paths: RunPaths, resume: bool) -> dict[str, Any] | None:
     """Rank 0's checks of the run folder; returns the checkpoint to resume from (or None)."""
     if resume:
         if not paths.last.is_file():
             raise WeaksegError(f"--resume: no checkpoint at {paths.last}; start without --resume")
         ckpt = load_checkpoint(paths.last)
-        changed = [k for k in diff_configs(ckpt["config"], to_dict(cfg)) if k not in RESUMABLE_CHANGES]
+        changed = [k for k in diff_configs(_with_defaults(ckpt["config"]), to_dict(cfg)) if k not in RESUMABLE_CHANGES]
         if changed:
             raise WeaksegError(f"--resume: the config differs from the run's in {', '.join(changed)}; "
                                f"only {', '.join(RESUMABLE_CHANGES)} may change (or use a new --out folder)")
