@@ -111,12 +111,15 @@ def _medium_steps(preset: str) -> int:
     return int(SCALES["medium"]["steps"][preset])
 
 
-def _data_info(run_dir: Path) -> str | None:
+def _data_info(run_dir: Path) -> dict[str, Any] | None:
     """The run log's data line (labelled canvases and distinct sources), for the record."""
+    import ast
+
+    found = None
     for line in (run_dir / "log.txt").read_text().splitlines():
         if " data mnist: " in line:
-            return line.split(" data mnist: ", 1)[1]
-    return None
+            found = ast.literal_eval(line.split(" data mnist: ", 1)[1])   # a dict's repr: plain values only
+    return found
 
 
 def summarise() -> dict[str, Any]:
