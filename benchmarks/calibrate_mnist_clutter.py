@@ -70,6 +70,7 @@ def run_probe(preset: str, n_clutter: int, size_clutter: int, seed: int, args: a
     from weakseg.config import load_config, to_dict
     from weakseg.metrics.jsonio import atomic_write_json
     from weakseg.reproduce.mnist import PRESET_CONFIG
+    from weakseg.reproduce.runner import run_data_info
     from weakseg.training.loop import fit
 
     name = probe_name(preset, n_clutter, size_clutter, seed)
@@ -99,7 +100,7 @@ def run_probe(preset: str, n_clutter: int, size_clutter: int, seed: int, args: a
                  best={"step": best["step"], METRIC: best[METRIC]}, last=curve[-1] if curve else None,
                  plateau_mean_last3=sum(values[-3:]) / len(values[-3:]) if values else None,
                  wall_time_s=round(time.time() - t0, 1), train_wall_time_s=round(summary["wall_time_s"], 1),
-                 data=_data_info(run_dir), curve=curve)
+                 data=run_data_info(run_dir), curve=curve)
     atomic_write_json(out, rec)
     print(f"{name}: best validation {METRIC} {best[METRIC]:.4f} at step {best['step']} "
           f"(target {TARGETS.get(preset)}); {rec['wall_time_s']:.0f} s", flush=True)
@@ -109,17 +110,6 @@ def run_probe(preset: str, n_clutter: int, size_clutter: int, seed: int, args: a
 def _medium_steps(preset: str) -> int:
     from weakseg.reproduce.mnist import SCALES
     return int(SCALES["medium"]["steps"][preset])
-
-
-def _data_info(run_dir: Path) -> dict[str, Any] | None:
-    """The run log's data line (labelled canvases and distinct sources), for the record."""
-    import ast
-
-    found = None
-    for line in (run_dir / "log.txt").read_text().splitlines():
-        if " data mnist: " in line:
-            found = ast.literal_eval(line.split(" data mnist: ", 1)[1])   # a dict's repr: plain values only
-    return found
 
 
 def summarise() -> dict[str, Any]:

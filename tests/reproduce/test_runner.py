@@ -55,3 +55,24 @@ def test_mean_std_ignores_missing_and_non_finite_values() -> None:
     got = mean_std([0.2, None, float("nan"), 0.4])
     assert got["n"] == 2 and got["mean"] == pytest.approx(0.3) and got["std"] == pytest.approx(0.02 ** 0.5)
     assert mean_std([]) == {"mean": None, "std": None, "n": 0}
+
+
+def test_stored_result_keeps_the_validation_rows_and_the_data_summary(tmp_path: Path) -> None:
+    def trainer(cfg, run_dir, resume=False):
+        run_dir.mkdir(parents=True)
+        lines = [{"step": 2, "split": "train", "time": 1.0, "loss": 0.5},
+                 {"step": 2, "split": "valid", "time": 1.0, "dice_soft_global": 0.3},
+                 {"step": 4, "split": "valid", "time": 2.0, "dice_soft_global": 0.4, "translation/object_removed": 0.1},
+                 {"step": 4, "split": "valid", "time": 3.0, "dice_soft_global": 0.45}]   # resumed: the last wins
+        (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+        (run_dir / "log.txt").write_text("2026-01-01 INFO starting seg_only at step 0/4 on cpu; data mnist: "
+                                         "{'n_labelled_train_p': 595, 'n_distinct_labelled_sources': 398}\n")
+
+    from weakseg.reproduce.runner import run_data_info
+
+    out = run_grid([spec(0)], runs_root=tmp_path / "runs", results_dir=tmp_path / "results",
+                   evaluate=lambda run_dir, s: {"data": run_data_info(run_dir)}, command="test",
+                   log=lambda m: None, trainer=trainer)
+    assert out[0]["valid_rows"] == [{"step": 2, "dice_soft_global": 0.3}, {"step": 4, "dice_soft_global": 0.45}]
+    assert out[0]["data"] == {"n_labelled_train_p": 595, "n_distinct_labelled_sources": 398}
+    assert run_data_info(tmp_path / "nowhere") is None
