@@ -180,3 +180,23 @@ def test_translation_diagnostic_reports_health_and_leaves_training_state_alone()
         assert got[key] is not None and torch.isfinite(torch.tensor(got[key])), key
     with torch.no_grad():
         assert method.diagnose(data, cfg, torch.device("cpu")) == got        # deterministic (own noise seed)
+
+
+def test_training_logs_the_translation_health_at_every_validation(tmp_path) -> None:
+    import json
+
+    from weakseg.training.loop import fit
+
+    cfg = load_config("mnist/mnist48_simple_genseg", [
+        "model.width=0.0625", "model.depth=3", "train.batch_size=2", "train.steps=4", "train.eval_every=2",
+        "train.checkpoint_every=2", "train.log_every=2", "data.mnist.n_train=40", "data.mnist.n_valid=6",
+        "data.mnist.n_test=2", "data.mnist.labeled_fraction=0.2", "data.mnist.labeled_digits=[0,1,2,3,4,5,6,7,8,9]"])
+    fit(cfg, tmp_path / "run", progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    valid = [r for r in rows if r["split"] == "valid"]
+    assert [r["step"] for r in valid] == [2, 4]
+    for r in valid:
+        assert r["translation/n_images"] == 6 and 0 < r["translation/object_area"] < 0.5
+        for key in ("translation/object_removed", "translation/residual_on_object", "translation/disc_a_real_acc",
+                    "translation/disc_p_fake_acc"):
+            assert r[key] is not None, key
