@@ -87,7 +87,8 @@ def run_mnist(args: argparse.Namespace) -> int:
     found = mnist.claims(summary, scale=args.preset)
     data = mnist.data_counts(results_dir)
     runs = load_results(results_dir)
-    table = (mnist.table_markdown(summary, scale=args.preset, data=data) + "\n"
+    rows = tuple(m for m in mnist.METHODS if m in scale["methods"] or any(m in cells for cells in summary.values()))
+    table = (mnist.table_markdown(summary, scale=args.preset, data=data, methods=rows) + "\n"
              + mnist.claims_markdown(found, scale=args.preset))
     figure = _figure(args, name)
     curves = mnist.curves_figure(runs, args.results / f"{name}_curves.png", title=f"cluttered MNIST, {name}")
