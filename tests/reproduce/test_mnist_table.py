@@ -138,6 +138,7 @@ def test_medium_grid_trains_the_v2_presets_with_the_design_method_configs() -> N
     cfg = load_config(s.config, [*s.overrides, "train.seed=0"])
     assert cfg.data.preset == "mnist48_simple_v2" and cfg.data.mnist.label_unit == "canvas"
     assert (cfg.model.width, cfg.train.batch_size, cfg.train.eval_every) == (0.25, 8, 500)
+    assert cfg.train.channels_last is True                                     # the CPU speed switch that won
     assert grid("quick", presets=("mnist48_simple",), methods=("genseg",), seeds=(0,))[0].overrides == (
         "model.width=0.25", "train.batch_size=8", "train.min_labeled_per_batch=1", "train.steps=1000",
         "train.eval_every=200", "train.checkpoint_every=200")                   # the quick recipe, unchanged

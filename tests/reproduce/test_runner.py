@@ -76,3 +76,9 @@ def test_stored_result_keeps_the_validation_rows_and_the_data_summary(tmp_path: 
     assert out[0]["valid_rows"] == [{"step": 2, "dice_soft_global": 0.3}, {"step": 4, "dice_soft_global": 0.45}]
     assert out[0]["data"] == {"n_labelled_train_p": 595, "n_distinct_labelled_sources": 398}
     assert run_data_info(tmp_path / "nowhere") is None
+
+
+def test_speed_switches_do_not_make_a_stored_result_stale(tmp_path: Path) -> None:
+    _grid(tmp_path, [spec(0)])
+    again, _ = _grid(tmp_path, [spec(0, "train.channels_last=true", "train.compile=true")])
+    assert again == []                                   # same recipe: how it runs, not what it learns

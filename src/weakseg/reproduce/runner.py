@@ -129,9 +129,17 @@ def run_data_info(run_dir: Path) -> dict[str, Any] | None:
     return found
 
 
+# Speed switches change how a run executes, not what it learns (beyond float rounding; README "Performance"),
+# so a stored result made with or without them answers the same recipe.
+SPEED_SWITCHES = ("train.compile", "train.compile_mode", "train.compile_backend", "train.channels_last",
+                  "train.pin_memory", "data.on_device")
+
+
 def _recipe(overrides: Sequence[str]) -> list[str]:
-    """Overrides without the machine-specific ones (values that are absolute paths: data roots, overlays)."""
-    return [o for o in overrides if not o.partition("=")[2].startswith("/")]
+    """Overrides without the machine-specific ones (values that are absolute paths: data roots, overlays) and
+    without speed switches."""
+    return [o for o in overrides
+            if not o.partition("=")[2].startswith("/") and o.partition("=")[0].strip() not in SPEED_SWITCHES]
 
 
 def _same_recipe(stored: dict[str, Any], spec: RunSpec) -> bool:
