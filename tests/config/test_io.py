@@ -120,3 +120,24 @@ def test_stored_configs_from_before_issue_21_rebuild_as_they_were_trained() -> N
     assert upgrade_stored_config(new) == new                                  # a complete config is unchanged
     old["model"]["kwargs"]["head_channels"] = 32
     assert upgrade_stored_config(old)["model"]["kwargs"]["head_channels"] == 32
+
+
+def test_mnist_label_unit_and_labeled_sources_are_checked_before_any_work() -> None:
+    with pytest.raises(WeaksegError, match=r"data.mnist.label_unit must be 'source' or 'canvas', got 'pixel'"):
+        load_config(None, ["data.mnist.label_unit=pixel"])
+    with pytest.raises(WeaksegError, match=r"data.mnist.labeled_sources applies only with data.mnist.label_unit=canvas"):
+        load_config(None, ["data.mnist.labeled_sources=10"])
+    with pytest.raises(WeaksegError, match=r"data.mnist.labeled_sources must be >= 1, got 0"):
+        load_config(None, ["data.mnist.label_unit=canvas", "data.mnist.labeled_sources=0"])
+
+
+@pytest.mark.parametrize("name", ["mnist48_simple", "mnist48_hard", "mnist128"])
+def test_v2_presets_are_the_paper_protocol_and_keep_the_design_presets(name: str) -> None:
+    """The issue-20 presets count labels in canvases (59,500 training, 500 validation); the §16 presets
+    they derive from still count source digits on the fold's own sizes."""
+    old = load_config(f"mnist/{name}_seg_only").data.mnist
+    assert (old.label_unit, old.n_train, old.n_valid) == ("source", None, None)
+    for suffix, digits in (("_v2", [9]), ("_v2_alldigits", list(range(10)))):
+        m = load_config(f"mnist/{name}_seg_only", [f"data.preset={name}{suffix}"]).data.mnist
+        assert (m.label_unit, m.n_train, m.n_valid, m.labeled_fraction) == ("canvas", 59500, 500, 0.01)
+        assert m.labeled_digits == digits and m.canvas == old.canvas

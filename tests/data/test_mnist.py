@@ -450,3 +450,108 @@ def test_build_splits_from_preset_name_and_bad_counts(tiny_digits: DigitSplits) 
         build_mnist_splits(source=tiny_digits, spec=SMALL, labeled_fraction=0.01, n_valid=0)
     with pytest.raises(WeaksegError, match=r"data.mnist.labeled_fraction must be in \(0, 1\]"):
         build_mnist_splits(source=tiny_digits, spec=SMALL, labeled_fraction=2.0)
+
+
+# ------------------------------------------------------------------ label_unit=canvas (issue 20's protocol)
+def test_canvas_unit_labels_one_percent_of_canvases_from_every_distinct_nine(tiny_digits: DigitSplits) -> None:
+    """400 digits, 6,000 canvases (each digit ~15 times, as 59,500 canvases on 4,000 digits): 1% = 60 labelled
+    canvases, from all the nines of the fold, each nine at least once."""
+    labels = tiny_digits.train.labels
+    n9 = int((labels == 9).sum())
+    assert 20 < n9 < 60                                                      # fewer nines than labelled canvases
+    s = build_mnist_splits(source=tiny_digits, spec=SMALL, labeled_fraction=0.01, n_train=6000, label_unit="canvas")
+    tr = s["train"]
+    p = tr.is_p
+    lab = tr.labelled[p]
+    assert lab.sum() == 60 == s.info["n_labelled_train_p"] == s.info["labelled_canvas_target"]
+    assert s.info["n_labelled_sources"] == n9 == len(tr.labelled_sources)
+    assert set(tr.source_index[p][lab]) == set(np.flatnonzero(labels == 9))   # every nine, no other digit
+    assert s.info["n_distinct_labelled_sources"] == n9 and s.info["label_unit"] == "canvas"
+    # canvases of a labelled nine that were not picked stay unlabelled P images (no mask)
+    shows_nine = np.isin(tr.source_index[p], tr.labelled_sources)
+    assert shows_nine.sum() > 60 and (tr.status[:6000, 0].numpy()[shows_nine & ~lab] == PRESENT).all()
+    assert not tr.has_mask[:6000][torch.from_numpy(shows_nine & ~lab)].any()
+    i = int(np.flatnonzero(lab)[0])                                          # the mask is the digit's own
+    x = tiny_digits.train.images[tr.source_index[i]]
+    np.testing.assert_array_equal(tr.masks[i, 0].numpy(), _place((x > 0.5).astype(np.uint8), tr.offsets[i], 32))
+    again = build_mnist_splits(source=tiny_digits, spec=SMALL, labeled_fraction=0.01, n_train=6000,
+                               label_unit="canvas")
+    np.testing.assert_array_equal(again["train"].labelled, tr.labelled)      # deterministic by data_seed
+    # fewer distinct sources on request: 60 canvases from 10 nines (the first 10 of the same permutation)
+    few = build_mnist_splits(source=tiny_digits, spec=SMALL, labeled_fraction=0.01, n_train=6000, label_unit="canvas",
+                             labeled_sources=10)
+    assert few.info["n_labelled_train_p"] == 60 and few.info["n_distinct_labelled_sources"] == 10
+    want = np.random.RandomState(0).permutation(np.flatnonzero(labels == 9))[:10]
+    assert set(few["train"].labelled_sources) == set(want)
+
+
+def test_canvas_unit_without_reuse_is_the_source_rule(tiny_digits: DigitSplits) -> None:
+    """As many canvases as digits (full MNIST: 59,500 of 59,500): the canvas unit is the reference's rule."""
+    kw = dict(source=tiny_digits, spec=SMALL, labeled_digits="all", labeled_fraction=0.1, n_train=400)
+    by_source = build_mnist_splits(**kw)
+    by_canvas = build_mnist_splits(**kw, label_unit="canvas")
+    assert by_canvas.info["n_labelled_sources"] == by_source.info["n_labelled_sources"] == 40
+    for split in ("train", "valid", "test"):
+        assert torch.equal(by_source[split].images, by_canvas[split].images)
+        assert torch.equal(by_source[split].status, by_canvas[split].status)
+        assert torch.equal(by_source[split].masks, by_canvas[split].masks)
+
+
+def test_canvas_unit_with_fewer_canvases_than_digits_labels_enough_sources(tiny_digits: DigitSplits) -> None:
+    """200 canvases of 400 digits at 10%: 20 labelled canvases on average need ceil(20 * 400 / 200) = 40 sources."""
+    s = build_mnist_splits(source=tiny_digits, spec=SMALL, labeled_digits="all", labeled_fraction=0.1, n_train=200,
+                           label_unit="canvas")
+    tr = s["train"]
+    assert s.info["n_labelled_sources"] == 40
+    np.testing.assert_array_equal(tr.labelled[:200], np.isin(tr.source_index[:200], tr.labelled_sources))
+
+
+def test_canvas_unit_on_a_full_mnist_sized_fold_labels_595_distinct_sources() -> None:
+    """59,500 training digits and canvases, 1%: 595 labelled sources and a mask iff a canvas shows one of them
+    (the reference's exact protocol, genseg.md §9.2)."""
+    rng = np.random.default_rng(0)
+    n = 59500
+    labels = rng.integers(10, size=n)
+    images = np.zeros((n, 28, 28), dtype=np.float32)
+    images[:, 10:18, 10:18] = 1.0
+    fold = DigitFold(images, labels)
+    small = DigitFold(images[:5], labels[:5])
+    tiny = ClutterSpec(canvas=29, n_clutter=0, size_clutter=4, noise_sigma=0.0)
+    s = build_mnist_splits(source=DigitSplits("fake", fold, small, small), spec=tiny, labeled_fraction=0.01,
+                           label_unit="canvas", n_train=n, n_valid=2, n_test=2)
+    tr = s["train"]
+    assert s.info["n_labelled_sources"] == 595 and (labels[tr.labelled_sources] == 9).all()
+    shows = np.isin(tr.source_index[:n], tr.labelled_sources)
+    np.testing.assert_array_equal(tr.labelled[:n], shows)
+    assert 500 < s.info["n_labelled_train_p"] == shows.sum() < 700            # ~595: Poisson around n x 1%
+
+
+def test_canvas_unit_refuses_impossible_requests_before_painting(tiny_digits: DigitSplits, monkeypatch) -> None:
+    def no_painting(*args, **kwargs):
+        raise AssertionError("canvases were painted before the request was checked")
+
+    monkeypatch.setattr(M, "_compose", no_painting)
+    kw = dict(source=tiny_digits, spec=SMALL, n_train=6000, label_unit="canvas")
+    n9 = int((tiny_digits.train.labels == 9).sum())
+    with pytest.raises(WeaksegError, match=r"data.mnist.labeled_count=2000 asks for 2000 labelled canvases but only "
+                                           r"\d+ of the 6000 training canvases show one of the 5 labelled"):
+        build_mnist_splits(**kw, labeled_count=2000, labeled_sources=5)
+    with pytest.raises(WeaksegError, match=r"data.mnist.labeled_sources=61 asks for more distinct labelled digits "
+                                           r"than the 60 labelled canvases"):
+        build_mnist_splits(**kw, labeled_fraction=0.01, labeled_sources=61)
+    with pytest.raises(WeaksegError, match=f"data.mnist.labeled_sources=100 asks for 100 labelled source digits but "
+                                           f"only {n9} of the 400"):
+        build_mnist_splits(**kw, labeled_fraction=0.02, labeled_sources=100)
+    with pytest.raises(WeaksegError, match=r"data.mnist.labeled_fraction=1e-05 labels int\(1e-05 \* 6000 \+ 0.5\) = 0 "
+                                           r"of the 6000 training canvass? \(no masks\)"):
+        build_mnist_splits(**kw, labeled_fraction=1e-5)
+    with pytest.raises(WeaksegError, match=r"data.mnist.labeled_fraction=0.2 asks for 80 labelled canvases, which "
+                                           f"needs 80 labelled source digits, but only {n9} of the 400"):
+        build_mnist_splits(source=tiny_digits, spec=SMALL, n_train=400, label_unit="canvas", labeled_fraction=0.2)
+    with pytest.raises(WeaksegError, match="data.mnist.labeled_sources applies only when the training canvases "
+                                           "outnumber the digits"):
+        build_mnist_splits(source=tiny_digits, spec=SMALL, n_train=400, label_unit="canvas", labeled_sources=3)
+    with pytest.raises(WeaksegError, match="data.mnist.label_unit must be one of source, canvas, got 'pixel'"):
+        build_mnist_splits(source=tiny_digits, spec=SMALL, label_unit="pixel")
+    with pytest.raises(WeaksegError, match="data.mnist.labeled_sources applies only with data.mnist.label_unit=canvas"):
+        build_mnist_splits(source=tiny_digits, spec=SMALL, labeled_sources=3)

@@ -152,3 +152,51 @@ def test_genseg_and_mean_teacher_steps_do_not_synchronise_the_gpu() -> None:
                 step_fn(method, b, ctx)
         finally:
             torch.cuda.set_sync_debug_mode("default")
+
+
+def test_translation_diagnostic_reports_health_and_leaves_training_state_alone() -> None:
+    """The validation diagnostic neither moves a weight or buffer (spectral norm's power iteration included)
+    nor draws from the global RNG, so logging it cannot change what a run learns."""
+    from weakseg.data.datasets import TensorSampleSet
+
+    cfg, method, ctx = setup()
+    b = batches(n=3, labelled=3)
+    n = 3
+    data = TensorSampleSet(torch.cat([b["p"].image, b["a"].image]), torch.cat([b["p"].status, b["a"].status]),
+                           torch.cat([b["p"].mask, b["a"].mask]), torch.cat([b["p"].has_mask, b["a"].has_mask]),
+                           class_names=("digit",))
+    method.set_training(False)
+    states = {name: copy.deepcopy(m.state_dict()) for name, m in method.models.items()}
+    rng = torch.get_rng_state()
+    with torch.no_grad():
+        got = method.diagnose(data, cfg, torch.device("cpu"))
+    assert torch.equal(rng, torch.get_rng_state())
+    for name, m in method.models.items():
+        for key, value in m.state_dict().items():
+            assert torch.equal(states[name][key], value), f"{name}.{key} changed"
+    assert got["n_images"] == n and 0 < got["object_area"] < 1
+    for key in ("object_removed", "residual_on_object", "disc_a_real_acc", "disc_a_fake_acc", "disc_p_real_acc",
+                "disc_p_fake_acc"):
+        assert got[key] is not None and torch.isfinite(torch.tensor(got[key])), key
+    with torch.no_grad():
+        assert method.diagnose(data, cfg, torch.device("cpu")) == got        # deterministic (own noise seed)
+
+
+def test_training_logs_the_translation_health_at_every_validation(tmp_path) -> None:
+    import json
+
+    from weakseg.training.loop import fit
+
+    cfg = load_config("mnist/mnist48_simple_genseg", [
+        "model.width=0.0625", "model.depth=3", "train.batch_size=2", "train.steps=4", "train.eval_every=2",
+        "train.checkpoint_every=2", "train.log_every=2", "data.mnist.n_train=40", "data.mnist.n_valid=6",
+        "data.mnist.n_test=2", "data.mnist.labeled_fraction=0.2", "data.mnist.labeled_digits=[0,1,2,3,4,5,6,7,8,9]"])
+    fit(cfg, tmp_path / "run", progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    valid = [r for r in rows if r["split"] == "valid"]
+    assert [r["step"] for r in valid] == [2, 4]
+    for r in valid:
+        assert r["translation/n_images"] == 6 and 0 < r["translation/object_area"] < 0.5
+        for key in ("translation/object_removed", "translation/residual_on_object", "translation/disc_a_real_acc",
+                    "translation/disc_p_fake_acc"):
+            assert r[key] is not None, key

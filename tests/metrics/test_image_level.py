@@ -44,6 +44,7 @@ EXPECTED = {
     "fp_image_rate": 2 / 3,
     "fp_image_rate_10": 1 / 3,
     "fp_area": (2 / 16 + 0 + 12 / 16) / 3,
+    "area_ratio_p": (5 + 1) / (5 + 1),          # predicted (TP + FP) over mask (TP + FN) pixels
 }
 
 
@@ -53,7 +54,8 @@ def _check(out: dict) -> None:
     assert d["std"] == pytest.approx(EXPECTED["dice_std"])
     assert d["median"] == pytest.approx(EXPECTED["dice_mean"])
     assert d["n"] == 2 and d["n_ref_empty"] == 0
-    for key in ("dice_hard_global", "dice_soft_global", "fp_image_rate", "fp_image_rate_10", "fp_area"):
+    for key in ("dice_hard_global", "dice_soft_global", "fp_image_rate", "fp_image_rate_10", "fp_area",
+                "area_ratio_p"):
         assert out[key] == pytest.approx(EXPECTED[key]), key
     assert out["n_p"] == 2 and out["n_a"] == 3
     assert out["policy"] == EmptyCasePolicy().to_dict()
@@ -64,7 +66,7 @@ def test_hand_values_one_batch() -> None:
     m.update(*_hand_batch())
     out = m.compute()
     _check(out)
-    assert set(out) == {"dice_per_image", "dice_hard_global", "dice_soft_global", "fp_image_rate",
+    assert set(out) == {"dice_per_image", "dice_hard_global", "dice_soft_global", "area_ratio_p", "fp_image_rate",
                         "fp_image_rate_10", "fp_area", "n_p", "n_a", "policy"}
 
 
@@ -91,7 +93,8 @@ def test_soft_global_is_one_minus_the_batch_loss() -> None:
 def test_zero_cases_give_none_never_nan() -> None:
     out = ImageSetMetrics().compute()
     assert out["dice_per_image"] == {"mean": None, "std": None, "median": None, "n": 0, "n_ref_empty": 0}
-    for key in ("dice_hard_global", "dice_soft_global", "fp_image_rate", "fp_image_rate_10", "fp_area"):
+    for key in ("dice_hard_global", "dice_soft_global", "area_ratio_p", "fp_image_rate", "fp_image_rate_10",
+                "fp_area"):
         assert out[key] is None
     assert out["n_p"] == 0 and out["n_a"] == 0
     # A-only batch: Dice metrics None, FP metrics defined

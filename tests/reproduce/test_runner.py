@@ -67,3 +67,30 @@ def test_results_stored_before_a_former_default_was_spelled_out_still_count(tmp_
                     ("train.steps=3", "train.amsgrad=false"), former_defaults=("train.amsgrad=true",))
     retrained, _ = _grid(tmp_path, [other])
     assert retrained == ["mnist48_simple/seg_only/seed0"]
+
+
+def test_stored_result_keeps_the_validation_rows_and_the_data_summary(tmp_path: Path) -> None:
+    def trainer(cfg, run_dir, resume=False):
+        run_dir.mkdir(parents=True)
+        lines = [{"step": 2, "split": "train", "time": 1.0, "loss": 0.5},
+                 {"step": 2, "split": "valid", "time": 1.0, "dice_soft_global": 0.3},
+                 {"step": 4, "split": "valid", "time": 2.0, "dice_soft_global": 0.4, "translation/object_removed": 0.1},
+                 {"step": 4, "split": "valid", "time": 3.0, "dice_soft_global": 0.45}]   # resumed: the last wins
+        (run_dir / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+        (run_dir / "log.txt").write_text("2026-01-01 INFO starting seg_only at step 0/4 on cpu; data mnist: "
+                                         "{'n_labelled_train_p': 595, 'n_distinct_labelled_sources': 398}\n")
+
+    from weakseg.reproduce.runner import run_data_info
+
+    out = run_grid([spec(0)], runs_root=tmp_path / "runs", results_dir=tmp_path / "results",
+                   evaluate=lambda run_dir, s: {"data": run_data_info(run_dir)}, command="test",
+                   log=lambda m: None, trainer=trainer)
+    assert out[0]["valid_rows"] == [{"step": 2, "dice_soft_global": 0.3}, {"step": 4, "dice_soft_global": 0.45}]
+    assert out[0]["data"] == {"n_labelled_train_p": 595, "n_distinct_labelled_sources": 398}
+    assert run_data_info(tmp_path / "nowhere") is None
+
+
+def test_speed_switches_do_not_make_a_stored_result_stale(tmp_path: Path) -> None:
+    _grid(tmp_path, [spec(0)])
+    again, _ = _grid(tmp_path, [spec(0, "train.channels_last=true", "train.compile=true")])
+    assert again == []                                   # same recipe: how it runs, not what it learns

@@ -119,3 +119,15 @@ def test_undefined_selection_metric_does_not_stop_training(tmp_path) -> None:
     assert load_checkpoint(tmp_path / "run3" / "checkpoints" / "best.pt")["step"] == 3   # never defined
     with pytest.raises(WeaksegError, match="not a validation metric"):
         fit(toy_config(**{"train.steps": 3, "train.select_metric": "dice_typo"}), tmp_path / "typo", progress=False)
+
+
+def test_resume_accepts_a_checkpoint_written_before_a_config_key_existed(tmp_path) -> None:
+    """A key added to the schema later (here data.mnist.label_unit) is read as its default, not as a change."""
+    out = tmp_path / "run"
+    fit(toy_config(**{"train.steps": 3}), out, progress=False)
+    path = out / "checkpoints" / "last.pt"
+    ckpt = load_checkpoint(path)
+    del ckpt["config"]["data"]["mnist"]["label_unit"]
+    torch.save(ckpt, path)
+    fit(toy_config(**{"train.steps": 6}), out, resume=True, progress=False)
+    assert load_checkpoint(path)["step"] == 6

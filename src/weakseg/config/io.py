@@ -277,6 +277,13 @@ def validate_config(cfg: Config) -> None:
     if not 0.0 < m.labeled_fraction <= 1.0:
         problems.append(f"data.mnist.labeled_fraction must be in (0, 1], got {m.labeled_fraction}; "
                         "use e.g. --set data.mnist.labeled_fraction=0.01")
+    if m.label_unit not in ("source", "canvas"):
+        problems.append(f"data.mnist.label_unit must be 'source' or 'canvas', got {m.label_unit!r}")
+    elif m.labeled_sources is not None and m.label_unit != "canvas":
+        problems.append("data.mnist.labeled_sources applies only with data.mnist.label_unit=canvas; remove it or "
+                        "set --set data.mnist.label_unit=canvas")
+    if m.labeled_sources is not None and m.labeled_sources < 1:
+        problems.append(f"data.mnist.labeled_sources must be >= 1, got {m.labeled_sources}")
     t = cfg.train
     for name in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
         if getattr(t, name) < 1:

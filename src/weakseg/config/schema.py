@@ -22,8 +22,10 @@ class MnistConfig:
     size_clutter: int = 10
     noise_sigma: float = 0.01
     labeled_digits: list[int] = field(default_factory=lambda: [9])   # classes allowed to carry masks
-    labeled_fraction: float = 0.01     # of the whole training pool (``genseg.md`` §9.2)
+    labeled_fraction: float = 0.01     # of the whole training pool (``genseg.md`` §9.2), counted in label_unit
     labeled_count: int | None = None   # overrides labeled_fraction when set
+    label_unit: str = "source"         # what the fraction counts: source digits (the reference) | canvas
+    labeled_sources: int | None = None  # label_unit=canvas: distinct labelled digits; None = all eligible, <= count
     n_train: int | None = None         # samples per split; None = the digit fold's size
     n_valid: int | None = None
     n_test: int | None = None

@@ -17,7 +17,8 @@ def build_mnist(cfg: Config) -> DataBundle:
     splits = build_mnist_splits(
         source=m.source, spec=spec, labeled_digits=tuple(m.labeled_digits), labeled_fraction=m.labeled_fraction,
         labeled_count=m.labeled_count, data_seed=cfg.data.data_seed,
-        n_train=m.n_train, n_valid=m.n_valid, n_test=m.n_test,
+        n_train=m.n_train, n_valid=m.n_valid, n_test=m.n_test, label_unit=m.label_unit,
+        labeled_sources=m.labeled_sources,
     )
     info = getattr(splits, "info", {})
     return DataBundle(splits=dict(splits), class_names=("digit",), in_channels=1, evaluate=evaluate_image_set,

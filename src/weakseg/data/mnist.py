@@ -229,7 +229,12 @@ def generate_cluttered(digits: DigitFold, spec: ClutterSpec | str, n: int, *,
     if len(digits) == 0:
         raise WeaksegError("cannot generate cluttered MNIST from an empty digit fold")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    draws = _draw(rng, len(digits), spec, n)
+    return _generate_from_draws(digits, spec, _draw(rng, len(digits), spec, n))
+
+
+def _generate_from_draws(digits: DigitFold, spec: ClutterSpec, draws: _Draws) -> ClutteredSet:
+    """Paint the canvases of ``draws`` (made by ``_draw`` for this fold and spec); see ``generate_cluttered``."""
+    n = len(draws.source)
     images, masks = _compose(digits.images, draws, spec)
     s = spec.canvas
     return ClutteredSet(images.reshape(2 * n, 1, s, s), masks.reshape(n, 1, s, s),   # (2n|n, 1, S, S)
@@ -341,13 +346,13 @@ def _resolve_digits(labeled_digits: Sequence[int] | int | str | None) -> tuple[i
 
 def choose_labelled_sources(labels: np.ndarray, *, fraction: float | None = None, count: int | None = None,
                             labeled_digits: Sequence[int] | int | str | None = (9,),
-                            data_seed: int = 0) -> np.ndarray:
+                            data_seed: int = 0, count_key: str = "data.mnist.labeled_count") -> np.ndarray:
     """Which training source digits carry masks (§9.2).
 
     ``n_seg = max(1, int(fraction * N + 0.5))`` with N the WHOLE pool (even when classes are excluded),
     or ``count`` (which overrides ``fraction`` when both are given); the first n_seg of a
     ``RandomState(data_seed)`` permutation of the eligible digits (class in ``labeled_digits``; ``None`` or
-    ``"all"`` = every class).
+    ``"all"`` = every class). ``count_key`` is the config key that error messages name for ``count``.
 
     Shape:
         labels: (N,) int. Returns (N,) bool.
@@ -364,9 +369,9 @@ def choose_labelled_sources(labels: np.ndarray, *, fraction: float | None = None
         n_seg, asked = max(1, int(fraction * len(labels) + 0.5)), f"data.mnist.labeled_fraction={fraction}"
     else:
         if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
-            raise WeaksegError(f"data.mnist.labeled_count must be a whole number >= 1, got {count!r}; "
-                               "use e.g. --set data.mnist.labeled_count=40")
-        n_seg, asked = int(count), f"data.mnist.labeled_count={count}"
+            raise WeaksegError(f"{count_key} must be a whole number >= 1, got {count!r}; "
+                               f"use e.g. --set {count_key}=40")
+        n_seg, asked = int(count), f"{count_key}={count}"
     eligible = np.flatnonzero(np.isin(labels, digits))
     if n_seg > len(eligible):
         raise WeaksegError(f"{asked} asks for {n_seg} labelled source digits but only {len(eligible)} of the "
@@ -379,6 +384,48 @@ def choose_labelled_sources(labels: np.ndarray, *, fraction: float | None = None
 
 
 # ------------------------------------------------------------------------------------------------ splits
+LABEL_UNITS = ("source", "canvas")
+
+
+def _fraction_count(fraction: float | None, count: int | None, n: int, *, unit: str) -> tuple[int, str]:
+    """(labelled items, the request as a config key) for label_unit=canvas: ``count`` or int(f * n + 0.5)."""
+    if count is not None:
+        if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
+            raise WeaksegError(f"data.mnist.labeled_count must be a whole number >= 1, got {count!r}; "
+                               "use e.g. --set data.mnist.labeled_count=595")
+        return int(count), f"data.mnist.labeled_count={count}"
+    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0 < fraction <= 1:
+        raise WeaksegError(f"data.mnist.labeled_fraction must be in (0, 1], got {fraction!r}; "
+                           "use e.g. --set data.mnist.labeled_fraction=0.01")
+    got = int(fraction * n + 0.5)
+    if got < 1:   # the reference's max(1, ...) would hide that the request labels nothing
+        raise WeaksegError(f"data.mnist.labeled_fraction={fraction} labels int({fraction} * {n} + 0.5) = 0 of the {n} "
+                           f"training {unit}s (no masks); use at least {0.5 / n:.3g} or set data.mnist.labeled_count")
+    return got, f"data.mnist.labeled_fraction={fraction}"
+
+
+def choose_labelled_canvases(source_index: np.ndarray, labelled_sources: np.ndarray, count: int, *,
+                             rng: np.random.Generator) -> np.ndarray:
+    """Exactly ``count`` canvases whose source digit is labelled, from as many distinct sources as possible.
+
+    One canvas of every labelled source that occurs comes first (sources in random order, so a ``count``
+    below their number keeps a random subset of them), then random further canvases of those sources.
+
+    Shape:
+        source_index: (n,) int, the source digit of each canvas; labelled_sources: (M,) int. Returns (n,) bool.
+    """
+    cand = np.flatnonzero(np.isin(source_index, labelled_sources))        # canvases that may carry a mask
+    if count > len(cand):
+        raise WeaksegError(f"{count} labelled canvases asked, but only {len(cand)} canvases show a labelled source")
+    order = rng.permutation(cand)                                          # candidate canvases, random order
+    first = order[np.unique(source_index[order], return_index=True)[1]]   # one random canvas per source
+    first = rng.permutation(first)
+    rest = order[~np.isin(order, first)]
+    chosen = np.zeros(len(source_index), dtype=bool)
+    chosen[np.concatenate([first, rest])[:count]] = True
+    return chosen
+
+
 class ClutteredSampleSet(TensorSampleSet):
     """A split's P images then its A images, with per-sample MNIST metadata next to the sample set.
 
@@ -408,11 +455,13 @@ def _check_count(n: Any, name: str) -> None:
         raise WeaksegError(f"{name} must be a whole number >= 1, got {n!r}")
 
 
-def _split_set(split: str, gen: ClutteredSet, labelled_sources: np.ndarray, *,
-               info: dict[str, Any]) -> ClutteredSampleSet:
+def _split_set(split: str, gen: ClutteredSet, labelled_sources: np.ndarray, *, info: dict[str, Any],
+               labelled_p: np.ndarray | None = None) -> ClutteredSampleSet:
+    """``labelled_p`` (n,) bool says which P images carry masks; default: those whose source is labelled."""
     n = len(gen)
     s = gen.images.shape[-1]
-    labelled_p = np.isin(gen.source_index, labelled_sources)              # (n,) P image carries its mask
+    if labelled_p is None:
+        labelled_p = np.isin(gen.source_index, labelled_sources)          # (n,) P image carries its mask
     status = np.full(2 * n, ABSENT, dtype=np.int8)
     status[:n] = np.where(labelled_p, MASK, PRESENT)
     masks = np.zeros((2 * n, 1, s, s), dtype=np.uint8)                   # (2n, K=1, S, S)
@@ -423,7 +472,8 @@ def _split_set(split: str, gen: ClutteredSet, labelled_sources: np.ndarray, *,
     case_ids = [f"{split}_p_{i:0{width}d}" for i in range(n)] + [f"{split}_a_{i:0{width}d}" for i in range(n)]
     minus = np.full(n, -1, dtype=np.int64)
     info = {**info, "split": split, "n_p": n, "n_a": n, "n_labelled_p": int(labelled_p.sum()),
-            "n_labelled_sources": int(len(labelled_sources))}
+            "n_labelled_sources": int(len(labelled_sources)),
+            "n_distinct_labelled_sources": int(len(np.unique(gen.source_index[labelled_p])))}
     return ClutteredSampleSet(
         torch.from_numpy(gen.images), torch.from_numpy(status[:, None]), torch.from_numpy(masks),
         torch.from_numpy(has_mask), case_ids=case_ids,
@@ -437,8 +487,10 @@ def _split_set(split: str, gen: ClutteredSet, labelled_sources: np.ndarray, *,
 class MnistSplits(dict):
     """``{"train", "valid", "test"} -> ClutteredSampleSet`` plus ``info``, a JSON-ready summary.
 
-    ``info`` holds the digit source and its split sizes, the spec, the seed, ``n_labelled_sources``
-    (e.g. 40 at 1% of the 4,000 embedded training digits), ``n_labelled_train_p`` and the samples per split.
+    ``info`` holds the digit source and its split sizes, the spec, the seed, ``label_unit``,
+    ``n_labelled_sources`` (source digits chosen to carry masks: e.g. 40 at 1% of the 4,000 embedded training
+    digits), ``n_labelled_train_p`` (training canvases with a mask), ``n_distinct_labelled_sources`` (distinct
+    source digits among those canvases) and the samples per split.
     """
 
     info: dict[str, Any]
@@ -448,36 +500,110 @@ def build_mnist_splits(*, source: str | Path | DigitSplits | None, spec: Clutter
                        labeled_digits: Sequence[int] | int | str | None = (9,),
                        labeled_fraction: float | None = 0.01, labeled_count: int | None = None,
                        data_seed: int = 0, n_train: int | None = None, n_valid: int | None = None,
-                       n_test: int | None = None) -> MnistSplits:
+                       n_test: int | None = None, label_unit: str = "source",
+                       labeled_sources: int | None = None) -> MnistSplits:
     """Train / valid / test sample sets of cluttered MNIST, each its P images followed by its A images.
 
-    Statuses (class ``digit``): train P images whose source digit is labelled -> ``mask`` (with mask);
-    other train P -> ``present`` (no mask); every valid/test P -> ``mask`` (every digit class);
-    every A -> ``absent``. A split's sample count defaults to its fold size. Deterministic by
-    ``data_seed``: label choice (``RandomState(data_seed)``), then valid, test, train, each generated with
-    its own child of ``SeedSequence(data_seed)``. ``labeled_count`` overrides ``labeled_fraction`` when set.
+    Statuses (class ``digit``): train P images with a mask -> ``mask``; other train P -> ``present`` (no
+    mask); every valid/test P -> ``mask`` (every digit class); every A -> ``absent``. A split's sample count
+    defaults to its fold size. Which train P images carry masks depends on ``label_unit``:
+
+    - ``source`` (the reference, §9.2): ``labeled_fraction`` (or ``labeled_count``) counts source DIGITS:
+      n_seg = max(1, int(f * digits + 0.5)) labelled digits, and a canvas has a mask iff its source is one.
+    - ``canvas`` (issue 20: the paper's ~1% of 59,500 canvases when the fold holds fewer digits): it counts
+      training CANVASES: n = int(f * canvases + 0.5) (or ``labeled_count``) labelled canvases. When the
+      canvases outnumber the digits (each digit re-used, e.g. 59,500 canvases of the 4,000 embedded digits),
+      ``labeled_sources`` distinct digits are labelled (default: as many as the labelled classes hold, at
+      most n) and exactly n canvases showing them carry masks, one per distinct source first. Otherwise
+      (full MNIST: 59,500 canvases of 59,500 digits) it is the reference's rule with ceil(n * digits /
+      canvases) labelled sources (595), so about n canvases carry masks.
+
+    Requests that cannot be met (more labelled canvases than the labelled sources can show, more distinct
+    sources than labelled canvases or than eligible digits, zero masks) are refused before any canvas is
+    painted. Deterministic by ``data_seed``: label choice (``RandomState(data_seed)``), then
+    valid, test, train, each generated with its own child of ``SeedSequence(data_seed)`` (a fourth child
+    picks the labelled canvases).
     """
     spec = clutter_spec(spec)
     if isinstance(data_seed, bool) or not isinstance(data_seed, numbers.Integral) or data_seed < 0:
         raise WeaksegError(f"data.data_seed must be a whole number >= 0, got {data_seed!r}")
+    if label_unit not in LABEL_UNITS:
+        raise WeaksegError(f"data.mnist.label_unit must be one of {', '.join(LABEL_UNITS)}, got {label_unit!r}")
+    if labeled_sources is not None and label_unit != "canvas":
+        raise WeaksegError("data.mnist.labeled_sources applies only with data.mnist.label_unit=canvas; "
+                           "remove it or set --set data.mnist.label_unit=canvas")
     digits = source if isinstance(source, DigitSplits) else load_digits(source)
-    labelled = choose_labelled_sources(digits.train.labels, fraction=labeled_fraction, count=labeled_count,
-                                       labeled_digits=labeled_digits, data_seed=data_seed)
     counts = {"train": n_train, "valid": n_valid, "test": n_test}
-    seeds = dict(zip(("valid", "test", "train"), np.random.SeedSequence(int(data_seed)).spawn(3), strict=True))
+    sizes = {}
+    for split in SPLITS:
+        sizes[split] = counts[split] if counts[split] is not None else len(digits.fold(split))
+        _check_count(sizes[split], f"data.mnist.n_{split}")
+    seeds = dict(zip(("valid", "test", "train", "canvas_labels"), np.random.SeedSequence(int(data_seed)).spawn(4),
+                     strict=True))
+    labels = digits.train.labels
+    # The training canvases' random draws come first (cheap) so that label requests are checked before painting.
+    train_draws = _draw(np.random.default_rng(seeds["train"]), len(digits.train), spec, sizes["train"])
+    labelled_p: np.ndarray | None = None
+    if label_unit == "source":
+        labelled = choose_labelled_sources(labels, fraction=labeled_fraction, count=labeled_count,
+                                           labeled_digits=labeled_digits, data_seed=data_seed)
+        target = None
+    else:
+        target, asked = _fraction_count(labeled_fraction, labeled_count, sizes["train"], unit="canvas")
+        n_c, n_d = sizes["train"], len(labels)
+        n_eligible = int(np.isin(labels, _resolve_digits(labeled_digits)).sum())
+        if n_c > n_d:                     # digits re-used (59,500 canvases of 4,000): exactly `target` masks
+            n_src = labeled_sources if labeled_sources is not None else min(target, n_eligible)
+            if n_src > target:
+                raise WeaksegError(f"data.mnist.labeled_sources={labeled_sources} asks for more distinct labelled "
+                                   f"digits than the {target} labelled canvases ({asked}); lower it to <= {target}")
+            labelled = choose_labelled_sources(labels, count=n_src, labeled_digits=labeled_digits,
+                                               data_seed=data_seed, count_key="data.mnist.labeled_sources")
+            shows = np.isin(train_draws.source, np.flatnonzero(labelled))   # canvases showing a labelled digit
+            if target > shows.sum():
+                raise WeaksegError(
+                    f"{asked} asks for {target} labelled canvases but only {int(shows.sum())} of the {n_c} training "
+                    f"canvases show one of the {n_src} labelled source digits; lower it, or raise "
+                    "data.mnist.labeled_sources or data.mnist.n_train")
+            labelled_p = choose_labelled_canvases(train_draws.source, np.flatnonzero(labelled), target,
+                                                  rng=np.random.default_rng(seeds["canvas_labels"]))
+        else:                             # each digit drawn about once or less: the reference's rule
+            if labeled_sources is not None:
+                raise WeaksegError(f"data.mnist.labeled_sources applies only when the training canvases outnumber "
+                                   f"the digits (digits re-used); here {n_c} canvases of {n_d} digits carry a mask iff "
+                                   "their source digit is labelled: remove it")
+            n_src = -(-target * n_d // n_c)             # ceil: enough sources for `target` masks on average
+            if n_src > n_eligible:
+                raise WeaksegError(f"{asked} asks for {target} labelled canvases, which needs {n_src} labelled source "
+                                   f"digits, but only {n_eligible} of the {n_d} training digits are of the labelled "
+                                   "classes; lower it or widen data.mnist.labeled_digits")
+            labelled = choose_labelled_sources(labels, count=n_src, labeled_digits=labeled_digits,
+                                               data_seed=data_seed)
+            labelled_p = np.isin(train_draws.source, np.flatnonzero(labelled))
+        if not labelled_p.any():
+            raise WeaksegError(f"{asked} gives 0 labelled canvases: none of the {sizes['train']} training canvases "
+                               f"shows one of the {n_src} labelled source digits; raise data.mnist.n_train or the "
+                               "labelled fraction")
     common = {"digits": digits.name, "digit_split_sizes": digits.sizes, "spec": asdict(spec),
               "labeled_digits": list(_resolve_digits(labeled_digits)), "labeled_fraction": labeled_fraction,
-              "labeled_count": labeled_count, "data_seed": int(data_seed)}
+              "labeled_count": labeled_count, "label_unit": label_unit, "labeled_sources": labeled_sources,
+              "data_seed": int(data_seed)}
     out: dict[str, ClutteredSampleSet] = {}
     for split in ("valid", "test", "train"):                              # the reference's stream order
         fold = digits.fold(split)
-        n = counts[split] if counts[split] is not None else len(fold)
-        _check_count(n, f"data.mnist.n_{split}")
-        gen = generate_cluttered(fold, spec, n, seed=seeds[split])
-        sources = np.flatnonzero(labelled) if split == "train" else np.arange(len(fold), dtype=np.int64)
-        out[split] = _split_set(split, gen, sources.astype(np.int64), info={**common, "fold_size": len(fold)})
+        if split == "train":
+            gen = _generate_from_draws(fold, spec, train_draws)
+            sources = np.flatnonzero(labelled)
+        else:
+            gen = generate_cluttered(fold, spec, sizes[split], seed=seeds[split])
+            sources = np.arange(len(fold), dtype=np.int64)
+        out[split] = _split_set(split, gen, sources.astype(np.int64), info={**common, "fold_size": len(fold)},
+                                labelled_p=labelled_p if split == "train" else None)
     splits = MnistSplits((split, out[split]) for split in SPLITS)
+    train_info = out["train"].info
     splits.info = {**common, "n_labelled_sources": int(labelled.sum()),
-                   "n_labelled_train_p": out["train"].info["n_labelled_p"],
+                   "n_labelled_train_p": train_info["n_labelled_p"],
+                   "n_distinct_labelled_sources": train_info["n_distinct_labelled_sources"],
+                   "labelled_canvas_target": target,
                    "samples": {split: 2 * out[split].info["n_p"] for split in SPLITS}}
     return splits

@@ -8,15 +8,20 @@ masks only on the labelled P images (usually none at 1%: the Dice term is then a
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from weakseg.config.schema import Config
 from weakseg.data.batch import Batch
 from weakseg.data.registry import DataBundle
+from weakseg.data.datasets import SampleSet
+from weakseg.data.samplers import pool_indices
 from weakseg.data.status import MASK
 from weakseg.losses.functional import soft_dice_loss_batch
 from weakseg.losses.translation import discriminator_terms, generator_terms
+from weakseg.metrics.translation import TranslationHealth, disc_accuracy, image_scores
 from weakseg.methods.registry import Method, adam, register_method
 from weakseg.models.registry import create_model
 from weakseg.training.context import StepContext
@@ -80,6 +85,48 @@ def genseg_step(method: Method, batches: dict[str, Batch], ctx: StepContext) -> 
     return logs
 
 
+def translation_diagnostic(gen: nn.Module, d_p: nn.Module | None, d_a: nn.Module | None, *, regions: bool):
+    """``Method.diagnose`` of GenSeg: translation health of the validation split (``metrics.translation``).
+
+    ``regions``: the P->A residual on the object vs the clutter (its region rule assumes a dark background
+    with bright objects and clutter: cluttered MNIST). Discriminator accuracies always: D_A on real A images
+    vs x_PA, D_P on real P images vs x_AP (its code noise from a generator of its own, seed 0, so the
+    training's random streams are untouched).
+    """
+    def diagnose(data: SampleSet, cfg: Config, device: torch.device) -> dict[str, Any]:
+        k, bs = cfg.data.class_index, cfg.eval.batch_size
+        p_idx = pool_indices(data, "labelled", class_index=k)
+        a_idx = pool_indices(data, "a", class_index=k)
+        health = TranslationHealth()
+        scores: dict[str, list[Tensor]] = {"a_real": [], "a_fake": [], "p_real": [], "p_fake": []}
+        noise = None
+        for start in range(0, max(len(p_idx), len(a_idx)), bs):
+            if start < len(p_idx):
+                b = data.batch(p_idx[start:start + bs]).to(device)
+                x_pa, _ = gen.translate_p_to_a(b.image)
+                if regions:
+                    health.update(b.image, x_pa, b.mask[:, k:k + 1])
+                if d_a is not None:
+                    scores["a_fake"].append(image_scores(d_a(x_pa)))
+                if d_p is not None:
+                    scores["p_real"].append(image_scores(d_p(b.image)))
+            if start < len(a_idx):
+                b = data.batch(a_idx[start:start + bs]).to(device)
+                if d_a is not None:
+                    scores["a_real"].append(image_scores(d_a(b.image)))
+                if d_p is not None:
+                    if noise is None:
+                        noise = torch.Generator(device=b.image.device).manual_seed(0)
+                    scores["p_fake"].append(image_scores(d_p(gen.translate_a_to_p(b.image, generator=noise))))
+        out = health.compute() if regions else {}
+        for d in ("a", "p"):
+            if scores[f"{d}_real"] and scores[f"{d}_fake"]:
+                acc = disc_accuracy(torch.cat(scores[f"{d}_real"]), torch.cat(scores[f"{d}_fake"]))
+                out[f"disc_{d}_real_acc"], out[f"disc_{d}_fake_acc"] = acc["real"], acc["fake"]
+        return out
+    return diagnose
+
+
 def _panels(gen: nn.Module):
     def panels(x_p: Tensor, x_a: Tensor) -> dict[str, Tensor]:
         x_pa, delta = gen.translate_p_to_a(x_p)
@@ -114,5 +161,8 @@ def build_genseg(cfg: Config, data: DataBundle, device: torch.device) -> Method:
     if "disc_a" in models:
         d_params = [p_ for name in ("disc_p", "disc_a") if name in models for p_ in models[name].parameters()]
         optimizers["discriminators"] = adam(d_params, cfg, lr=cfg.train.lr_discriminator)
+    diagnose = translation_diagnostic(gen, models["disc_p"] if "disc_p" in models else None,
+                                      models["disc_a"] if "disc_a" in models else None,
+                                      regions=cfg.data.name == "mnist")
     return Method(name="genseg", models=models, optimizers=optimizers, steps=(genseg_step,),
-                  streams={"p": "p", "a": "a"}, segment=gen.segment, panels=_panels(gen))
+                  streams={"p": "p", "a": "a"}, segment=gen.segment, panels=_panels(gen), diagnose=diagnose)

@@ -41,6 +41,9 @@ class Method:
     segment: Callable[[Tensor], Tensor]
     panels: Callable[[Tensor, Tensor], dict[str, Tensor]] | None = None   # pictures: (x_P, x_A) -> named images
     eval_only: tuple[str, ...] = ()          # models that stay in eval mode while training (EMA teacher)
+    # Extra validation numbers (e.g. GenSeg's translation health): (split, cfg, device) -> metrics, run by the
+    # loop under no_grad with the models in eval mode; it must not touch the global RNG or the models.
+    diagnose: Callable[[Any, "Config", torch.device], dict[str, Any]] | None = None
     state: dict[str, Any] = field(default_factory=dict)   # extra checkpointed state (tensors / plain types)
 
     def set_training(self, training: bool) -> None:

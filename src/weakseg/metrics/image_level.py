@@ -12,6 +12,8 @@ Reported per class (``compute``):
   the denominator is 0;
 - ``dice_soft_global``: genseg's reference metric (2*sum(y*p) + 1) / (sum(y) + sum(p) + 1) on soft
   probabilities pooled over the same images;
+- ``area_ratio_p``: predicted-positive pixels over mask pixels, pooled over the labelled P images (about 1
+  for a good segmenter; far above 1 when the whole image is painted: a collapsed run);
 - ``fp_image_rate`` (A images with >= 1 predicted pixel), ``fp_image_rate_<m>`` for every other m in
   ``fp_min_pixels``, ``fp_area`` (mean predicted-positive fraction of A images);
 - ``n_p``, ``n_a``; the policy as a dict.
@@ -175,6 +177,7 @@ class ImageSetMetrics:
                 (2 * s["syp"][c] + 1) / (s["sy"][c] + s["sp"][c] + 1)
             ),
         }
+        out["area_ratio_p"] = None if tp + fn == 0 else (tp + fp) / (tp + fn)
         for m in self.fp_min_pixels:
             key = "fp_image_rate" if m == 1 else f"fp_image_rate_{m}"
             out[key] = None if n_a == 0 else int(s[f"hits_{m}"][c]) / n_a

@@ -92,15 +92,57 @@ def run_grid(specs: Sequence[RunSpec], *, runs_root: Path, results_dir: Path, re
         record = {"key": spec.key, "group": spec.group, "method": spec.method, "seed": spec.seed,
                   "config_file": spec.config, "overrides": list(spec.overrides), "config": to_dict(cfg),
                   "wall_time_s": round(wall, 1), "run_dir": str(run_dir), **metrics, **spec.extra,
-                  "provenance": provenance(command)}
+                  "valid_rows": read_valid_rows(run_dir), "provenance": provenance(command)}
         atomic_write_json(out_json, record)
         results.append(record)
     return results
 
 
+def read_valid_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """The validation rows of a run's ``metrics.jsonl`` (step -> flattened metrics), oldest first.
+
+    A step logged twice (a run resumed from an earlier checkpoint) keeps its last row. No file: no rows.
+    """
+    path = Path(run_dir) / "metrics.jsonl"
+    rows: dict[int, dict[str, Any]] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            r = json.loads(line)
+            if r.get("split") == "valid":
+                rows[int(r["step"])] = {k: v for k, v in r.items() if k not in ("split", "time")}
+    return [rows[s] for s in sorted(rows)]
+
+
+def run_data_info(run_dir: Path) -> dict[str, Any] | None:
+    """The data summary a run logged when it started (``log.txt``: "... data NAME: {...}"), the last one.
+
+    For cluttered MNIST it holds the labelled canvases, the distinct labelled sources and the split sizes.
+    """
+    import ast
+
+    path, found = Path(run_dir) / "log.txt", None
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            head, sep, tail = line.partition(" data ")
+            if sep and ": {" in tail and ("starting" in head or "resuming" in head):
+                try:
+                    found = ast.literal_eval(tail.split(": ", 1)[1])   # a dict's repr of plain values
+                except (ValueError, SyntaxError):
+                    pass
+    return found
+
+
+# Speed switches change how a run executes, not what it learns (beyond float rounding; README "Performance"),
+# so a stored result made with or without them answers the same recipe.
+SPEED_SWITCHES = ("train.compile", "train.compile_mode", "train.compile_backend", "train.channels_last",
+                  "train.pin_memory", "data.on_device")
+
+
 def _recipe(overrides: Sequence[str]) -> list[str]:
-    """Overrides without the machine-specific ones (values that are absolute paths: data roots, overlays)."""
-    return [o for o in overrides if not o.partition("=")[2].startswith("/")]
+    """Overrides without the machine-specific ones (values that are absolute paths: data roots, overlays) and
+    without speed switches."""
+    return [o for o in overrides
+            if not o.partition("=")[2].startswith("/") and o.partition("=")[0].strip() not in SPEED_SWITCHES]
 
 
 def _same_recipe(stored: dict[str, Any], spec: RunSpec) -> bool:

@@ -353,6 +353,8 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
         method.set_training(False)
         with torch.no_grad():
             valid = data.evaluate(method.segment, data.split("valid"), cfg, device)
+            if method.diagnose is not None:      # e.g. translation health: logged beside the metrics
+                valid = {**valid, "translation": method.diagnose(data.split("valid"), cfg, device)}
         logger.scalars(done, "valid", valid)
         flat = flatten_scalars(valid)
         metric = cfg.train.select_metric
