@@ -73,7 +73,8 @@ def main() -> int:
     print(f"{'smile (round 0)':22s} {_line(out['round0']['valid'])}", flush=True)
     path = args.out or RESULTS / f"smiler_tuning_{args.scale}_a{args.alpha}_f{args.fold}_{args.method}.json"
     for name in args.variants:
-        cfg = load_config(f"organs/{args.method}", [*common, *VARIANTS[name], f"smiler.round0_run={round0.resolve()}"])
+        cfg = load_config(f"organs/{args.method}", [*common, *organs.SCALES[args.scale].get("smiler_overrides", []),
+                                                     *VARIANTS[name], f"smiler.round0_run={round0.resolve()}"])
         run_dir = cell / f"{args.method}_{name}"
         t0 = time.time()
         fit_smiler(cfg, run_dir, resume=True, progress=False, log=lambda m: None)

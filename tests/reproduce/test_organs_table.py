@@ -66,3 +66,14 @@ def test_quick_scale_still_answers_its_stored_results(tmp_path: Path) -> None:
     assert set(specs) == set(stored)
     assert all(_same_recipe(stored[k], specs[k]) for k in specs)
     assert "model.kwargs.head_channels=image" in specs["alpha0.7/fold0/smile/seed0"].overrides
+
+
+def test_quick2_smiler_keys_reach_only_the_smiler_runs(tmp_path: Path) -> None:
+    # Tuning SMILEr on validation volumes must not make the other methods' stored quick2 results stale.
+    from weakseg.reproduce.organs import grid
+
+    specs = {s.key: s for s in grid("quick2", tmp_path, tmp_path / "runs", alphas=(0.7,), folds=(0,))}
+    for key, spec in specs.items():
+        has = any(o.startswith("smiler.") for o in spec.overrides)
+        assert has == (spec.method in ("smiler", "smiler_mc")), key
+    assert "smiler.round_steps=1000" in specs["alpha0.7/fold0/smiler_mc/seed0"].overrides

@@ -69,8 +69,10 @@ SCALES: dict[str, dict[str, Any]] = {
                            "preset": "v2"},
                "overrides": [*(o for o in _QUICK_TRAIN if o != "train.steps=1500"), "train.steps=2000",
                              "data.organs.n_valid=4",
-                             "smile.calibrate_pos_weight=true", "smiler.init=continue", "smiler.round_steps=1000",
-                             "smiler.mc_samples=10"],
+                             "smile.calibrate_pos_weight=true"],
+               # SMILEr's own keys go to the SMILEr runs only, so that tuning them on validation volumes
+               # (benchmarks/smiler_tuning.py) leaves the other methods' stored results valid
+               "smiler_overrides": ["smiler.init=continue", "smiler.round_steps=1000", "smiler.mc_samples=10"],
                "methods": list(METHODS)},
     "full": {"phantom": {"n_cases": 40, "shape": [32, 128, 128], "spacing": [2.5, 0.8, 0.8], "seed": 0},
              "overrides": ["model.width=0.25", "model.depth=5", "train.batch_size=16", "train.steps=3000",
@@ -160,9 +162,11 @@ def grid(scale: str, root: Path, runs_root: Path, *, alphas: tuple[float, ...] =
                 if method in ORACLES:
                     continue
                 over = base
-                if method in ("smiler", "smiler_mc") and "smile" in order:
-                    smile_dir = (runs_root / group / "smile" / "seed0").resolve()
-                    over = (*base, f"smiler.round0_run={smile_dir}")
+                if method in ("smiler", "smiler_mc"):
+                    over = (*base, *SCALES[scale].get("smiler_overrides", ()))
+                    if "smile" in order:
+                        smile_dir = (runs_root / group / "smile" / "seed0").resolve()
+                        over = (*over, f"smiler.round0_run={smile_dir}")
                 specs.append(RunSpec(group, method, 0, f"organs/{method}", over, extra=extra, former_defaults=former))
     return specs
 
