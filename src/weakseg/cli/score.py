@@ -43,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     summary = score_folders(args.pred_dir, args.gt_dir, labels=labels, policy=policy, compute_assd=args.assd)
     out = args.out or args.pred_dir / "summary.json"
     write_summary(summary, out, out.with_suffix(".csv"))
-    for name, values in summary["mean"].items():
+    names = summary.get("weakseg", {}).get("labels", {})
+    for key, values in summary["mean"].items():
+        name = f"{names[key]} ({key})" if names.get(key) not in (None, key) else key
         print(f"class {name}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                           for k, v in values.items()))
     print(f"foreground mean: {summary['foreground_mean']}")
