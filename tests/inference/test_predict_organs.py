@@ -1,0 +1,208 @@
+"""weakseg.inference.predict_organs: organ runs predict whole volumes on the input grid, as evaluate does."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from tests.organs_toy import make_phantom, organs_overrides
+from weakseg.cli.main import main
+from weakseg.data.formats.nifti import to_ras
+from weakseg.errors import WeaksegError
+from weakseg.inference.predict import predict_folder
+from weakseg.inference.predict_organs import FLIPS, load_organ_predictor
+from weakseg.inference.report import evaluate_run
+from weakseg.metrics import score_folders
+
+# Header fields a label map may differ in from its CT (data type, scaling, intensity range).
+_DATA_FIELDS = {"datatype", "bitpix", "scl_slope", "scl_inter", "cal_max", "cal_min", "vox_offset", "glmax", "glmin"}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A phantom, a SMILE run trained long enough to predict every organ somewhere, and its test fold."""
+    root = tmp_path_factory.mktemp("organs_pred")
+    ds = make_phantom(root / "ds")
+    sets = [x for o in organs_overrides(ds, None, **{"train.steps": 150, "train.lr": 0.01}) for x in ("--set", o)]
+    assert main(["train", "organs/smile", "--out", str(root / "run"), "--no-progress", *sets]) == 0
+    report = evaluate_run(root / "run", split="test", which="last", device="cpu", write=False)
+    test_ids = sorted(report["metrics"]["per_case"])
+    ts, refs = root / "imagesTs", root / "refs"
+    ts.mkdir()
+    refs.mkdir()
+    for c in test_ids:
+        os.symlink(ds / "imagesTr" / f"{c}_0000.nii.gz", ts / f"{c}_0000.nii.gz")
+        os.symlink(ds / "labelsTr" / f"{c}.nii.gz", refs / f"{c}.nii.gz")
+    shutil.copy(ds / "dataset.json", refs / "dataset.json")
+    return root, ds, report["metrics"], test_ids
+
+
+def _labels(path):
+    return np.asanyarray(nib.load(path).dataobj)
+
+
+def test_predict_and_score_equal_the_python_evaluation(trained, tmp_path):
+    root, ds, metrics, test_ids = trained
+    report = predict_folder(root / "run", root / "imagesTs", tmp_path / "pred", checkpoint="last", device="cpu",
+                            progress=False)
+    assert [c["case_id"] for c in report["cases"]] == test_ids
+    summary = score_folders(tmp_path / "pred", root / "refs")
+    names = summary["weakseg"]["labels"]
+    got = {pc["case_id"]: {names[k]: v["Dice"] for k, v in pc["metrics"].items()} for pc in summary["metric_per_case"]}
+    assert set(got) == set(metrics["per_case"])
+    for case, per_organ in metrics["per_case"].items():
+        for organ, dice in per_organ.items():
+            assert got[case][organ] == pytest.approx(dice, abs=1e-6), (case, organ)
+    for key, organ in names.items():
+        assert summary["mean"][key]["Dice"] == pytest.approx(metrics[f"dice_{organ}"], abs=1e-6)
+    # a real test: the model predicts organs, so equal Dice is not 0 == 0
+    assert metrics["dice_liver"] > 0.3
+    written = json.loads((tmp_path / "pred" / "dataset.json").read_text())
+    assert written["labels"] == {"background": 0, "liver": 1, "stomach": 2, "pancreas": 3}
+
+
+def _reoriented_copy(src, dst, codes):
+    """The same voxels stored in another axis order (world positions unchanged)."""
+    img = nib.load(src)
+    out = img.as_reoriented(nib.orientations.ornt_transform(nib.orientations.io_orientation(img.affine),
+                                                             nib.orientations.axcodes2ornt(codes)))
+    out.header.set_xyzt_units("mm", "sec")
+    out.header["descrip"] = b"weakseg test copy"
+    nib.save(out, dst)
+    return out
+
+
+def _oblique_copy(src, dst):
+    """Anisotropic voxels (0.8 x 0.8 x 2.5 mm) and a 10 degree rotation about z: an oblique affine."""
+    img = nib.load(src)
+    a = np.deg2rad(10.0)
+    rot = np.array([[np.cos(a), -np.sin(a), 0, 0], [np.sin(a), np.cos(a), 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    affine = rot @ np.diag([0.8, 0.8, 2.5, 1.0])
+    affine[:3, 3] = [12.5, -30.0, 7.0]
+    out = nib.Nifti1Image(np.asanyarray(img.dataobj), affine)
+    out.set_qform(affine, code=1)
+    out.set_sform(affine, code=2)
+    nib.save(out, dst)
+    return out
+
+
+def test_any_orientation_in_the_same_out(trained, tmp_path):
+    root, ds, _, test_ids = trained
+    case = test_ids[0]
+    src = ds / "imagesTr" / f"{case}_0000.nii.gz"
+    inp = tmp_path / "in"
+    inp.mkdir()
+    shutil.copy(src, inp / "ras_0000.nii.gz")
+    for codes in ("LPS", "PSL", "IAL"):
+        _reoriented_copy(src, inp / f"{codes.lower()}_0000.nii.gz", codes)
+    _oblique_copy(src, inp / "oblique_0000.nii.gz")
+    predict_folder(root / "run", inp, tmp_path / "out", checkpoint="last", device="cpu", progress=False,
+                   probabilities=True)
+    ras_pred = _labels(tmp_path / "out" / "ras.nii.gz")
+    assert len(np.unique(ras_pred)) >= 3
+    for name in ("ras", "lps", "psl", "ial", "oblique"):
+        img_in = nib.load(inp / f"{name}_0000.nii.gz")
+        pred = nib.load(tmp_path / "out" / f"{name}.nii.gz")
+        assert nib.aff2axcodes(img_in.affine) == (tuple(name.upper()) if len(name) == 3 else ("R", "A", "S"))
+        assert pred.shape == img_in.shape and pred.get_data_dtype() == np.uint8
+        np.testing.assert_array_equal(pred.affine, img_in.affine)
+        for field in img_in.header:                  # the input's header, apart from the data type fields
+            if field not in _DATA_FIELDS:
+                np.testing.assert_array_equal(pred.header[field], img_in.header[field], err_msg=f"{name}: {field}")
+        # brought to RAS, every orientation gives the RAS input's prediction voxel for voxel
+        np.testing.assert_array_equal(to_ras(np.asanyarray(pred.dataobj), pred.affine), ras_pred, err_msg=name)
+        prob = nib.load(tmp_path / "out" / "probabilities" / f"{name}.nii.gz")
+        assert prob.shape == (*img_in.shape, 3) and prob.get_data_dtype() == np.float32
+        np.testing.assert_array_equal(prob.affine, img_in.affine)
+
+
+def test_probabilities_decode_to_the_label_map_and_tta_averages_flips(trained, tmp_path):
+    from weakseg.losses.partial_label import decode_label_map
+
+    root, ds, _, test_ids = trained
+    inp = tmp_path / "in"
+    inp.mkdir()
+    _reoriented_copy(ds / "imagesTr" / f"{test_ids[0]}_0000.nii.gz", inp / "c_0000.nii.gz", "LPS")
+    report = predict_folder(root / "run", inp, tmp_path / "tta", checkpoint="last", device="cpu", progress=False,
+                            probabilities=True, tta=True)
+    assert report["probabilities"]["channels"] == ["liver", "stomach", "pancreas"] and report["tta"]
+    probs = np.asanyarray(nib.load(tmp_path / "tta" / "probabilities" / "c.nii.gz").dataobj)     # (I, J, K, 3)
+    labels = _labels(tmp_path / "tta" / "c.nii.gz")
+    decoded = decode_label_map(torch.from_numpy(np.moveaxis(probs, -1, 0)[None]), threshold=0.5)[0].numpy()
+    np.testing.assert_array_equal(decoded, labels)                    # label values 1..3 are the class ids
+    # TTA = the mean of the probabilities of the four in-plane flips, each undone
+    predictor, _ = load_organ_predictor(root / "run", checkpoint="last", device="cpu")
+    vol = nib.load(inp / "c_0000.nii.gz")
+    image = to_ras(vol.get_fdata(dtype=np.float32), vol.affine)                   # (X, Y, Z): slices are (x, y)
+    eye = np.eye(4)
+    mean = 0
+    for flip in FLIPS:
+        axes = [{-1: 0, -2: 1}[f] for f in flip]                      # slice (H, W) = (y, x): -1 -> x, -2 -> y
+        _, p = predictor.predict_volume(np.flip(image, axes) if axes else image, eye, with_probabilities=True)
+        mean = mean + (np.flip(p, axes) if axes else p)
+    np.testing.assert_allclose(to_ras(probs, vol.affine), mean / 4, atol=1e-5)
+    assert not np.allclose(to_ras(probs, vol.affine), predictor.predict_volume(image, eye, with_probabilities=True)[1],
+                           atol=1e-3)
+
+
+def test_runs_without_a_stored_contract_read_their_training_dataset(trained, tmp_path):
+    root, ds, _, test_ids = trained
+    old = tmp_path / "old_run"
+    shutil.copytree(root / "run", old)
+    path = old / "checkpoints" / "last.pt"
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["data_contract"]["labels"] == {"background": 0, "liver": 1, "stomach": 2, "pancreas": 3}
+    del ckpt["data_contract"]
+    torch.save(ckpt, path)
+    predict_folder(old, root / "imagesTs", tmp_path / "a", checkpoint="last", device="cpu", progress=False)
+    predict_folder(root / "run", root / "imagesTs", tmp_path / "b", checkpoint="last", device="cpu", progress=False)
+    for c in test_ids:
+        np.testing.assert_array_equal(_labels(tmp_path / "a" / f"{c}.nii.gz"), _labels(tmp_path / "b" / f"{c}.nii.gz"))
+    ckpt["config"]["data"]["organs"]["root"] = str(tmp_path / "gone")
+    torch.save(ckpt, path)
+    with pytest.raises(WeaksegError, match="predates stored data contracts"):
+        predict_folder(old, root / "imagesTs", tmp_path / "c", checkpoint="last", device="cpu", progress=False)
+
+
+def _input_folder(tmp_path, ds, case, files):
+    inp = tmp_path / "bad"
+    inp.mkdir()
+    for name in files:
+        os.symlink(ds / "imagesTr" / f"{case}_0000.nii.gz", inp / name)
+    return inp
+
+
+@pytest.mark.parametrize("files,extra,match", [
+    (["c_0001.nii.gz"], None, r"channel files \[1\] are not numbered 0..0"),
+    (["c_0000.nii.gz", "c_0001.nii.gz"], None, r"2 channel file\(s\).*model takes 1 \(CT\)"),
+    (["c_0000.nii.gz"], {"0": "MR"}, r"channel_names \['MR'\] differ from the run's channels \['CT'\]"),
+    (["c.nii.gz"], None, "lacks the _XXXX channel suffix"),
+])
+def test_bad_inputs_are_refused_before_writing(trained, tmp_path, files, extra, match):
+    root, ds, _, test_ids = trained
+    inp = _input_folder(tmp_path, ds, test_ids[0], files)
+    if extra is not None:
+        (inp / "dataset.json").write_text(json.dumps({"channel_names": extra}))
+    with pytest.raises(WeaksegError, match=match):
+        predict_folder(root / "run", inp, tmp_path / "out", checkpoint="last", device="cpu", progress=False)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob("out.tmp-*"))
+
+
+def test_an_existing_output_folder_is_kept(trained, tmp_path, capsys):
+    root, _, _, _ = trained
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    rc = main(["predict", str(root / "run"), str(root / "imagesTs"), str(out), "--checkpoint", "last",
+               "--device", "cpu", "--no-progress"])
+    assert rc == 2 and "already exists" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    assert main(["predict", str(root / "run"), str(root / "imagesTs"), str(out), "--checkpoint", "last",
+                 "--device", "cpu", "--no-progress", "--overwrite", "--save-probabilities"]) == 0
+    assert not (out / "mine.txt").exists() and (out / "probabilities").is_dir()
