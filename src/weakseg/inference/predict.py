@@ -97,9 +97,14 @@ def find_input_cases(input_dir: str | os.PathLike, channels: Sequence[str], *,
         return "brats", cases
     from weakseg.inference.channels import plan_channels   # noqa: PLC0415
 
-    plan = plan_channels(root, channels, given=given_channels)
+    try:
+        file_index = plan_channels(root, channels, given=given_channels).file_index
+    except WeaksegError as exc:            # listed with the per-case problems below
+        problems_first, file_index = [str(exc)], tuple(range(len(channels)))
+    else:
+        problems_first = []
     found: dict[str, dict[int, Path]] = {}
-    problems = []
+    problems = list(problems_first)
     for f in nifti:
         m = _CHANNEL_RE.match(f.name)
         if not m:
@@ -116,7 +121,7 @@ def find_input_cases(input_dir: str | os.PathLike, channels: Sequence[str], *,
             problems.append(f"case {cid}: {len(chans)} channel file(s) ({cid}_0000 ...) but the model takes {n} "
                             f"({', '.join(channels)}); give {n} channels in the training order")
         else:
-            files = tuple(chans[i] for i in plan.file_index)     # in the run's channel order
+            files = tuple(chans[i] for i in file_index)     # in the run's channel order
             try:
                 geoms = [(p, *read_header(p)) for p in files]
             except WeaksegError as exc:
