@@ -11,36 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from tests.organs_toy import make_phantom, organs_overrides
 from weakseg.cli.main import main
 from weakseg.data.formats.nifti import to_ras
 from weakseg.errors import WeaksegError
 from weakseg.inference.predict import predict_folder
 from weakseg.inference.predict_organs import FLIPS, load_organ_predictor
-from weakseg.inference.report import evaluate_run
 from weakseg.metrics import score_folders
 
 # Header fields a label map may differ in from its CT (data type, scaling, intensity range).
 _DATA_FIELDS = {"datatype", "bitpix", "scl_slope", "scl_inter", "cal_max", "cal_min", "vox_offset", "glmax", "glmin"}
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A phantom, a SMILE run trained long enough to predict every organ somewhere, and its test fold."""
-    root = tmp_path_factory.mktemp("organs_pred")
-    ds = make_phantom(root / "ds")
-    sets = [x for o in organs_overrides(ds, None, **{"train.steps": 150, "train.lr": 0.01}) for x in ("--set", o)]
-    assert main(["train", "organs/smile", "--out", str(root / "run"), "--no-progress", *sets]) == 0
-    report = evaluate_run(root / "run", split="test", which="last", device="cpu", write=False)
-    test_ids = sorted(report["metrics"]["per_case"])
-    ts, refs = root / "imagesTs", root / "refs"
-    ts.mkdir()
-    refs.mkdir()
-    for c in test_ids:
-        os.symlink(ds / "imagesTr" / f"{c}_0000.nii.gz", ts / f"{c}_0000.nii.gz")
-        os.symlink(ds / "labelsTr" / f"{c}.nii.gz", refs / f"{c}.nii.gz")
-    shutil.copy(ds / "dataset.json", refs / "dataset.json")
-    return root, ds, report["metrics"], test_ids
 
 
 def _labels(path):

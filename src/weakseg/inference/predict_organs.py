@@ -239,7 +239,6 @@ def predict_organs_folder(
             ``dataset.json`` (``weakseg.inference.channels.plan_channels``).
         progress: a tqdm bar over slices (None: only on a terminal).
     """
-    from weakseg.data.formats.nifti import load_volume, save_volume   # noqa: PLC0415
     from weakseg.fsutil import swap_in_folder   # noqa: PLC0415
     from weakseg.inference.predict import find_input_cases   # noqa: PLC0415
 
@@ -256,37 +255,15 @@ def predict_organs_folder(
     _, cases = find_input_cases(root, contract["channel_names"], given_channels=channels)
     if not cases:
         raise WeaksegError(f"{root}: no case found; name files {{case}}_0000.nii.gz")
-    n_slices = sum(_depth_after_ras(c.images[0]) for c in cases)
 
     tmp = out_dir.parent / f"{out_dir.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    records: list[dict[str, Any]] = []
-    head = ""
-    bar = _bar(n_slices, progress)
     try:
         tmp.mkdir(parents=True)
-        for case in cases:
-            bar.set_postfix_str(case.case_id)
-            vol = load_volume(case.images[0], kind="image")
-            labels, probs = predictor.predict_volume(vol.array, vol.affine, with_probabilities=probabilities,
-                                                     on_batch=bar.update)
-            save_volume(labels, vol, tmp / f"{case.case_id}{contract.get('file_ending', '.nii.gz')}",
-                        dtype=np.uint8)
-            if probs is not None:
-                head = "softmax" if probs.shape[-1] == len(predictor.class_names) + 1 else "sigmoid"
-                save_volume(probs, vol, tmp / "probabilities" / f"{case.case_id}.nii.gz", dtype=np.float32)
-                del probs
-            records.append({"case_id": case.case_id, "input": [str(p) for p in case.images],
-                            "shape": list(labels.shape),
-                            "voxels": {c: int((labels == v).sum()) for c, v in contract["labels"].items()
-                                       if c != "background"}})
-        bar.close()
+        records, head = predict_cases(predictor, cases, tmp, probabilities=probabilities, progress=progress)
         labels_json = dict(contract["labels"])
-        (tmp / "dataset.json").write_text(json.dumps(
-            {"channel_names": {str(i): n for i, n in enumerate(contract["channel_names"])}, "labels": labels_json,
-             "numTraining": 0, "file_ending": contract.get("file_ending", ".nii.gz"),
-             "description": f"weakseg predictions of {Path(run_dir).resolve()}"}, indent=1) + "\n")
+        write_labels_json(tmp, contract, description=f"weakseg predictions of {Path(run_dir).resolve()}")
         report = {
             "weakseg_version": weakseg.__version__, "run_dir": str(Path(run_dir).resolve()),
             "checkpoint": str(meta["checkpoint"]), "checkpoint_step": meta["step"], "method": meta["cfg"].method,
@@ -302,10 +279,52 @@ def predict_organs_folder(
         (tmp / "predict_report.json").write_text(json.dumps(report, indent=1) + "\n")
         swap_in_folder(tmp, out_dir)
     except BaseException:
-        bar.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def predict_cases(predictor: OrganPredictor, cases: Sequence[Any], folder: Path, *, probabilities: bool = False,
+                  progress: bool | None = None) -> tuple[list[dict[str, Any]], str]:
+    """Predict ``cases`` (each with ``case_id`` and ``images``, the CT first) into ``folder``.
+
+    Returns one record per case and the head kind (``sigmoid``/``softmax``; "" without probabilities).
+    """
+    from weakseg.data.formats.nifti import load_volume, save_volume   # noqa: PLC0415
+
+    contract = predictor.contract
+    ending = contract.get("file_ending", ".nii.gz")
+    records: list[dict[str, Any]] = []
+    head = ""
+    bar = _bar(sum(_depth_after_ras(c.images[0]) for c in cases), progress)
+    try:
+        for case in cases:
+            bar.set_postfix_str(case.case_id)
+            vol = load_volume(case.images[0], kind="image")
+            labels, probs = predictor.predict_volume(vol.array, vol.affine, with_probabilities=probabilities,
+                                                     on_batch=bar.update)
+            save_volume(labels, vol, folder / f"{case.case_id}{ending}", dtype=np.uint8)
+            if probs is not None:
+                head = "softmax" if probs.shape[-1] == len(predictor.class_names) + 1 else "sigmoid"
+                save_volume(probs, vol, folder / "probabilities" / f"{case.case_id}.nii.gz", dtype=np.float32)
+                del probs
+            records.append({"case_id": case.case_id, "input": [str(p) for p in case.images],
+                            "shape": list(labels.shape),
+                            "voxels": {c: int((labels == v).sum()) for c, v in contract["labels"].items()
+                                       if c != "background"}})
+    finally:
+        bar.close()
+    return records, head
+
+
+def write_labels_json(folder: Path, contract: dict[str, Any], *, description: str) -> Path:
+    """A ``dataset.json`` naming the predicted labels, so ``weakseg score`` and nnU-Net tools read them."""
+    path = folder / "dataset.json"
+    path.write_text(json.dumps(
+        {"channel_names": {str(i): n for i, n in enumerate(contract["channel_names"])},
+         "labels": dict(contract["labels"]), "numTraining": 0,
+         "file_ending": contract.get("file_ending", ".nii.gz"), "description": description}, indent=1) + "\n")
+    return path
 
 
 def _depth_after_ras(path: Path) -> int:
