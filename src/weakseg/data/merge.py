@@ -273,7 +273,8 @@ def plan_merge(spec: MergeSpec, *, extra_status: Mapping[str, Mapping[str, str]]
         if isinstance(src.annotated, list):
             for a in src.annotated:
                 if a not in canonical:
-                    problems.append(f"source {src.name}: annotated class {a!r} is not canonical ({', '.join(canonical)})")
+                    problems.append(f"source {src.name}: annotated class {a!r} is not canonical "
+                                    f"({', '.join(canonical)})")
         for split in ("train", "test"):
             try:
                 src.cases[split] = list_cases(src.root, split, dataset=ds)
@@ -342,8 +343,9 @@ def _grid_problems(src: MergeSource, case: NnunetCase) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------- writing
-def merge_datasets(spec: MergeSpec, dst: str | os.PathLike, *, extra_status: Mapping[str, Mapping[str, str]] | None = None,
-                   overwrite: bool = False, link_images: bool = False) -> dict[str, Any]:
+def merge_datasets(spec: MergeSpec, dst: str | os.PathLike, *,
+                   extra_status: Mapping[str, Mapping[str, str]] | None = None, overwrite: bool = False,
+                   link_images: bool = False) -> dict[str, Any]:
     """Write the merged dataset to ``dst`` (atomically); returns a report (also ``dst/weakseg_merge.json``).
 
     Args:
