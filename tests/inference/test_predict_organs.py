@@ -16,6 +16,7 @@ from weakseg.data.formats.nifti import to_ras
 from weakseg.errors import WeaksegError
 from weakseg.inference.predict import predict_folder
 from weakseg.inference.predict_organs import FLIPS, load_organ_predictor
+from weakseg.inference.report import evaluate_run
 from weakseg.metrics import score_folders
 
 # Header fields a label map may differ in from its CT (data type, scaling, intensity range).
@@ -185,3 +186,23 @@ def test_an_existing_output_folder_is_kept(trained, tmp_path, capsys):
     assert main(["predict", str(root / "run"), str(root / "imagesTs"), str(out), "--checkpoint", "last",
                  "--device", "cpu", "--no-progress", "--overwrite", "--save-probabilities"]) == 0
     assert not (out / "mine.txt").exists() and (out / "probabilities").is_dir()
+
+
+@pytest.mark.parametrize("config,extra", [("mnist/mnist48_simple_genseg", ["model.name=genseg"]),
+                                          ("mnist/mnist48_simple_seg_only", [])])
+def test_genseg_and_seg_only_runs_on_organs_predict_as_they_evaluate(trained, tmp_path, config, extra):
+    from tests.organs_toy import organs_overrides
+
+    root, ds, _, test_ids = trained
+    sets = organs_overrides(ds, None, **{"train.steps": 2, "train.select_metric": "mean_dice", "data.preset": "null",
+                                         "data.name": "organs"}) + extra
+    run = tmp_path / "run"
+    assert main(["train", config, "--out", str(run), "--no-progress", *[x for s in sets for x in ("--set", s)]]) == 0
+    metrics = evaluate_run(run, split="test", which="last", device="cpu", write=False)["metrics"]
+    predict_folder(run, root / "imagesTs", tmp_path / "pred", checkpoint="last", device="cpu", progress=False)
+    summary = score_folders(tmp_path / "pred", root / "refs")
+    names = summary["weakseg"]["labels"]
+    for pc in summary["metric_per_case"]:
+        for key, m in pc["metrics"].items():
+            assert m["Dice"] == pytest.approx(metrics["per_case"][pc["case_id"]][names[key]], abs=1e-6)
+    assert sorted(pc["case_id"] for pc in summary["metric_per_case"]) == test_ids

@@ -189,7 +189,12 @@ def read_organ_volume(case: Any, dataset: NnunetDataset, *, class_values: Sequen
 def window_hu(image: np.ndarray, hu_window: Sequence[float]) -> np.ndarray:
     """The CT window of training: clip to [low, high] HU and scale to [0, 1] (float32). Shape: any -> same."""
     lo, hi = float(hu_window[0]), float(hu_window[1])
-    return ((np.clip(image, lo, hi) - lo) / (hi - lo)).astype(np.float32)
+    if not np.issubdtype(image.dtype, np.floating):
+        image = image.astype(np.float32)
+    out = np.clip(image, lo, hi)            # a new array: the in-place steps below touch only it (memory: one
+    out -= lo                               # volume, not three temporaries, for CT-sized inputs)
+    out /= hi - lo
+    return out.astype(np.float32, copy=False)
 
 
 def organ_contract(root: str | Path, *, classes: Sequence[str] = (),
