@@ -51,6 +51,19 @@ def test_merge_train_predict_score(tmp_path, capsys):
     assert set(summary["mean"]) == {"1", "2", "3"}
     csv = (pred / "summary.csv").read_text().splitlines()
     assert len(csv) == 1 + 4 * 3 and csv[0].startswith("case_id,label,class,status")
+    # the merged labelsTs hold only each source's organs: scored with their statuses, the others are left out
+    shutil.copytree(pred, tmp_path / "pred_partial", ignore=shutil.ignore_patterns("summary.*"))
+    assert main(["score", str(tmp_path / "pred_partial"), str(merged / "labelsTs"), "--statuses",
+                 str(merged / "labelsTs_status.json")]) == 0
+    partial = json.loads((tmp_path / "pred_partial" / "summary.json").read_text())
+    full = {pc["case_id"]: pc["metrics"] for pc in summary["metric_per_case"]}
+    for pc in partial["metric_per_case"]:
+        annotated = {"1"} if pc["case_id"].startswith("liver") else {"2", "3"}
+        for key, m in pc["metrics"].items():
+            if key in annotated:
+                assert m["status"] == "mask" and m["Dice"] == full[pc["case_id"]][key]["Dice"]
+            else:
+                assert m["status"] == "unknown" and m["Dice"] is None
     for case in cases:
         image = nib.load(merged / "imagesTs" / f"{case}_0000.nii.gz")
         p = nib.load(pred / f"{case}.nii.gz")

@@ -75,6 +75,10 @@ def test_merge_writes_one_dataset_with_source_statuses(sources):
         (pan / "imagesTr" / "pan_0001_0000.nii.gz").read_bytes()
     assert sorted(p.name for p in (dst / "imagesTs").iterdir()) == ["liver_0005_0000.nii.gz", "pan_0005_0000.nii.gz"]
     assert (dst / "labelsTs" / "pan_0005.nii.gz").is_file()
+    assert json.loads((dst / "labelsTs_status.json").read_text()) == {
+        "liver_0005": {"liver": "mask", "stomach": "unknown", "pancreas": "unknown"},
+        "pan_0005": {**{"liver": "unknown", "stomach": "mask", "pancreas": "mask"},
+                     **{k: w for k, w in own.get("pan_0005", {}).get("status", {}).items()}}}
     report = json.loads((dst / "weakseg_merge.json").read_text())
     assert report["sources"]["lits"]["train"] == 4 and report["sources"]["pan"]["test"] == 1
 

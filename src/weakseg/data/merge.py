@@ -24,7 +24,9 @@ and, per source, how each of its labels maps onto it::
   where its labels map one to one; ``status`` (or ``--status FILE``) overrides per case come last.
 - Case ids get the source's ``case_prefix`` (default none); two sources claiming one id are refused.
 - Images are copied byte for byte (or linked); label maps are rewritten through the remap (uint8) on
-  their own grid and header. ``imagesTs``/``labelsTs`` are merged the same way when present.
+  their own grid and header. ``imagesTs``/``labelsTs`` are merged the same way when present; the
+  statuses of the ``labelsTs`` maps (their source's annotated organs ``mask``, the rest ``unknown``) go to
+  ``labelsTs_status.json``, for ``weakseg score --statuses``.
 
 Every problem found from the headers (spec, remap coverage, channel names, duplicate ids, missing files,
 image/label grid, status words) is reported together before anything is written; label values outside
@@ -58,6 +60,8 @@ from weakseg.data.formats.nnunet_raw import (
 from weakseg.data.status import STATUSES, resolve_statuses
 from weakseg.errors import WeaksegError
 
+#: statuses of the merged labelsTs maps ({case: {class: status}}): score them with weakseg score --statuses
+TEST_STATUS_NAME = "labelsTs_status.json"
 _SPEC_KEYS = ("labels", "sources", "status", "description", "name")
 _SOURCE_KEYS = ("root", "remap", "annotated", "case_prefix")
 _ENDING = ".nii.gz"
@@ -92,6 +96,9 @@ class MergeSource:
             target = self.remap.get(name) if name != "background" else None
             table[value] = 0 if target is None else int(labels[target])
         return table
+
+
+_ToWrite = tuple[MergeSource, str, NnunetCase, str]       # (source, split, case, merged id)
 
 
 @dataclass
@@ -230,8 +237,9 @@ def _carried_statuses(src: MergeSource, case_ids: Sequence[str], canonical: Sequ
 
 
 def plan_merge(spec: MergeSpec, *, extra_status: Mapping[str, Mapping[str, str]] | None = None,
-               ) -> tuple[dict[str, Any], list[tuple[MergeSource, str, NnunetCase, str]]]:
-    """Check everything the headers can tell; returns the ``weakseg`` block and the cases to write.
+               ) -> tuple[dict[str, Any], list[_ToWrite], dict[str, dict[str, str]]]:
+    """Check everything the headers can tell; returns the ``weakseg`` block, the cases to write and the
+    statuses of the test cases (``imagesTs``: the block resolves training cases only).
 
     Each case to write is ``(source, split, case, merged_id)``. All problems -> one WeaksegError.
     """
@@ -283,7 +291,8 @@ def plan_merge(spec: MergeSpec, *, extra_status: Mapping[str, Mapping[str, str]]
     raise_problems(problems, what="merge", written=True)
 
     owner: dict[str, str] = {}
-    todo: list[tuple[MergeSource, str, NnunetCase, str]] = []
+    test_status: dict[str, dict[str, str]] = {}
+    todo: list[_ToWrite] = []
     cases_block: dict[str, dict[str, Any]] = {}
     for src in spec.sources:
         # a source's block may name its test cases too (statuses of imagesTs cases are not merged)
@@ -303,6 +312,10 @@ def plan_merge(spec: MergeSpec, *, extra_status: Mapping[str, Mapping[str, str]]
                     if case.case_id in carried:
                         entry["status"] = dict(carried[case.case_id])
                     cases_block[mid] = entry
+                else:            # imagesTs is outside the block (it resolves training cases): kept beside it
+                    annotated = set(src.annotated_classes(canonical))
+                    test_status[mid] = {c: ("mask" if c in annotated else "unknown") for c in canonical}
+                    test_status[mid].update(carried.get(case.case_id, {}))
     overrides = {**{c: dict(e) for c, e in spec.status.items()}}
     for c, e in (extra_status or {}).items():
         overrides.setdefault(c, {}).update(e)
@@ -321,7 +334,7 @@ def plan_merge(spec: MergeSpec, *, extra_status: Mapping[str, Mapping[str, str]]
         except WeaksegError as exc:
             problems.append(str(exc))
     raise_problems(problems, what="merge", written=True)
-    return block, todo
+    return block, todo, test_status
 
 
 def _grid_problems(src: MergeSource, case: NnunetCase) -> list[str]:
@@ -357,7 +370,7 @@ def merge_datasets(spec: MergeSpec, dst: str | os.PathLike, *,
     dst = Path(dst)
     if dst.exists() and not overwrite:
         raise WeaksegError(f"{dst}: already exists; choose another destination or pass --overwrite")
-    block, todo = plan_merge(spec, extra_status=extra_status)
+    block, todo, test_status = plan_merge(spec, extra_status=extra_status)
     canonical = spec.class_names
     report: dict[str, Any] = {"weakseg_version": weakseg.__version__, "destination": str(dst.resolve()),
                               "labels": spec.labels, "sources": {}, "bad_values": []}
@@ -411,6 +424,11 @@ def merge_datasets(spec: MergeSpec, dst: str | os.PathLike, *,
                                       "annotated": block["sources"][s.name]["annotated"], **counts[s.name]}
                              for s in spec.sources}
         report["n_train"], report["n_test"] = len(training), sum(1 for t in todo if t[1] == "test")
+        if any(t[1] == "test" for t in todo) and (tmp / "labelsTs").is_dir():
+            labelled = {p.name[: -len(_ENDING)] for p in (tmp / "labelsTs").iterdir()}
+            (tmp / TEST_STATUS_NAME).write_text(json.dumps(
+                {c: st for c, st in test_status.items() if c in labelled}, indent=1) + "\n")
+            report["test_status"] = TEST_STATUS_NAME
         (tmp / "weakseg_merge.json").write_text(json.dumps(report, indent=1) + "\n")
 
     _atomic_dir(dst, overwrite, build)
