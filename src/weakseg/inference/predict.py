@@ -194,7 +194,7 @@ def _brats_preprocessing(cfg: Any, converted: str | os.PathLike | None) -> tuple
 
     if cfg.data.name != "brats":
         raise WeaksegError(f"predict: the run was trained on data.name={cfg.data.name!r}; volume prediction "
-                           f"needs a BraTS-trained run (data.name=brats)")
+                           f"needs a run trained on BraTS (data.name=brats) or on organ CT (data.name=organs)")
     root = Path(converted or cfg.data.brats.root or "")
     if not (root / "index.json").is_file():
         raise WeaksegError(f"predict: the converted dataset {str(root)!r} (data.brats.root of the run) has no "
