@@ -8,9 +8,10 @@ runs in a fresh process (``--worker``) so the peak resident set size belongs to 
 Reported per setting: seconds per volume (the whole ``predict_folder`` call: read, preprocess, model,
 decode, write .nii.gz), volumes/s, slices/s, the peak RSS of the process and its peak above the RSS
 after the model was loaded; on CUDA, the peak allocated GPU memory; and the seconds of the in-memory part
-alone (``OrganPredictor.predict_volume``: no NIfTI read or write). Settings: labels only (batches of
-``--batch-size`` slices, default 16, and of 4); ``--save-probabilities`` (one float32 volume per class,
-(I, J, K, 3) on disk); flip TTA.
+alone (``OrganPredictor.predict_volume``: no NIfTI read or write). Settings: labels only with predict's
+default batches (the run's ``eval.batch_size``, 64, capped at 4 slices of 512 x 512) and with 16 slices
+(``--batch-size 16``); ``--save-probabilities`` (one float32 volume per class, (I, J, K, 3) on disk); flip
+TTA.
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_predict_organs.py [--device cpu|cuda] [--depth 100]``
 writes ``results/bench_predict_organs_<device>.json``.
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, peak_memory_mib, record, sync  # noqa: E402
 
 SETTINGS = {"labels": {}, "probabilities": {"probabilities": True}, "tta": {"tta": True},
-            "labels_batch4": {"batch_size": 4}}
+            "labels_batch4": {"batch_size": 4}, "labels_batch16": {"batch_size": 16}}
 
 
 def make_run(folder: Path, *, batch_size: int) -> Path:
@@ -128,10 +129,10 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--depth", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=64, help="the run's eval.batch_size (organs configs: 64)")
     p.add_argument("--repeats", type=int, default=2, help="calls per setting; the fastest is reported (the first "
                                                               "pays one-off imports)")
-    p.add_argument("--settings", default="labels,probabilities,tta,labels_batch4")
+    p.add_argument("--settings", default="labels,probabilities,tta,labels_batch16")
     p.add_argument("--out", type=Path, default=None, help="results JSON (default results/bench_predict_organs_<dev>.json)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--setting", help=argparse.SUPPRESS)

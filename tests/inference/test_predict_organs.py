@@ -206,3 +206,11 @@ def test_genseg_and_seg_only_runs_on_organs_predict_as_they_evaluate(trained, tm
         for key, m in pc["metrics"].items():
             assert m["Dice"] == pytest.approx(metrics["per_case"][pc["case_id"]][names[key]], abs=1e-6)
     assert sorted(pc["case_id"] for pc in summary["metric_per_case"]) == test_ids
+
+
+def test_default_batches_are_capped_by_pixels():
+    from weakseg.inference.predict_organs import OrganPredictor
+
+    p = OrganPredictor(lambda x: x, {}, torch.device("cpu"), 64)
+    assert p.slices_per_batch(512, 512) == 4 and p.slices_per_batch(32, 32) == 64 and p.slices_per_batch(2048, 2048) == 1
+    assert OrganPredictor(lambda x: x, {}, torch.device("cpu"), 16, fixed_batch=True).slices_per_batch(512, 512) == 16
