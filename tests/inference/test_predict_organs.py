@@ -214,3 +214,20 @@ def test_default_batches_are_capped_by_pixels():
     p = OrganPredictor(lambda x: x, {}, torch.device("cpu"), 64)
     assert p.slices_per_batch(512, 512) == 4 and p.slices_per_batch(32, 32) == 64 and p.slices_per_batch(2048, 2048) == 1
     assert OrganPredictor(lambda x: x, {}, torch.device("cpu"), 16, fixed_batch=True).slices_per_batch(512, 512) == 16
+
+
+def test_another_in_plane_size_is_predicted_as_it_is_and_reported(trained, tmp_path, caplog):
+    root, ds, _, test_ids = trained
+    img = nib.load(ds / "imagesTr" / f"{test_ids[0]}_0000.nii.gz")                # (x, y, z) = (32, 32, 6)
+    inp = tmp_path / "in"
+    inp.mkdir()
+    crop = nib.Nifti1Image(np.asanyarray(img.dataobj)[2:30, 1:31], img.affine, img.header)   # R 28 x A 30
+    psl = crop.as_reoriented(nib.orientations.axcodes2ornt("PSL"))                  # axes permuted and flipped
+    nib.save(psl, inp / "crop_0000.nii.gz")
+    with caplog.at_level("WARNING"):
+        report = predict_folder(root / "run", inp, tmp_path / "out", checkpoint="last", device="cpu", progress=False)
+    rec = report["cases"][0]
+    assert rec["slice_shape"] == [30, 28] and rec["training_slice_shape"] == [32, 32]
+    assert "axial slices of 30 x 28 voxels, the run was trained on 32 x 32" in caplog.text
+    assert nib.aff2axcodes(psl.affine) != ("R", "A", "S") and psl.shape != crop.shape
+    assert nib.load(tmp_path / "out" / "crop.nii.gz").shape == psl.shape

@@ -24,6 +24,7 @@ folder is built under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -38,6 +39,8 @@ from torch import Tensor
 
 import weakseg
 from weakseg.errors import WeaksegError
+
+log = logging.getLogger(__name__)
 
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))     # identity, left-right, up-down, both
 #: default cap of pixels per batch (4 slices of 512 x 512) when --batch-size is not given
@@ -325,8 +328,15 @@ def predict_cases(predictor: OrganPredictor, cases: Sequence[Any], folder: Path,
                 head = "softmax" if probs.shape[-1] == len(predictor.class_names) + 1 else "sigmoid"
                 save_volume(probs, vol, folder / "probabilities" / f"{case.case_id}.nii.gz", dtype=np.float32)
                 del probs
+            trained = contract.get("slice_shape")
+            slice_shape = _slice_shape_after_ras(vol.shape, vol.affine)
+            if trained and list(slice_shape) != list(trained):
+                # fully convolutional: it runs, but on another field of view than training's (no resampling)
+                log.warning(f"case {case.case_id}: axial slices of {slice_shape[0]} x {slice_shape[1]} voxels, the "
+                            f"run was trained on {trained[0]} x {trained[1]}; predicted as they are, not resampled")
             records.append({"case_id": case.case_id, "input": [str(p) for p in case.images],
-                            "shape": list(labels.shape),
+                            "shape": list(labels.shape), "slice_shape": list(slice_shape),
+                            "training_slice_shape": trained,
                             "voxels": {c: int((labels == v).sum()) for c, v in contract["labels"].items()
                                        if c != "background"}})
     finally:
@@ -342,6 +352,14 @@ def write_labels_json(folder: Path, contract: dict[str, Any], *, description: st
          "labels": dict(contract["labels"]), "numTraining": 0,
          "file_ending": contract.get("file_ending", ".nii.gz"), "description": description}, indent=1) + "\n")
     return path
+
+
+def _slice_shape_after_ras(shape: Sequence[int], affine: np.ndarray) -> tuple[int, int]:
+    """(H, W) of the axial slices training would cut: (A extent, R extent) once in RAS+."""
+    import nibabel as nib   # noqa: PLC0415
+
+    axes = nib.orientations.io_orientation(affine)[:, 0].tolist()     # input axis -> RAS axis
+    return int(shape[axes.index(1)]), int(shape[axes.index(0)])
 
 
 def _depth_after_ras(path: Path) -> int:
