@@ -18,7 +18,8 @@ def add_parser(sub: Any) -> None:
                                    "is written.")
     p.add_argument("run_dir", type=Path, help="a folder made by weakseg train")
     p.add_argument("input", type=Path, help="BraTS folder (HGG/+LGG/ or subject folders) or an nnU-Net imagesTs "
-                                            "folder ({case}_{XXXX}.nii.gz, channels in the training order)")
+                                            "folder ({case}_{XXXX}.nii.gz; which file is which channel: its "
+                                            "dataset.json or --channels)")
     p.add_argument("out_dir", type=Path, help="output folder (must not exist unless --overwrite)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which checkpoint")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation (mean probability of 4 flips)")
