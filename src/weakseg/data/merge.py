@@ -59,6 +59,7 @@ from weakseg.data.formats.nnunet_raw import (
 )
 from weakseg.data.status import STATUSES, resolve_statuses
 from weakseg.errors import WeaksegError
+from weakseg.fsutil import build_folder
 
 #: statuses of the merged labelsTs maps ({case: {class: status}}): score them with weakseg score --statuses
 TEST_STATUS_NAME = "labelsTs_status.json"
@@ -365,8 +366,6 @@ def merge_datasets(spec: MergeSpec, dst: str | os.PathLike, *,
         extra_status: per-case overrides applied after the spec's ``status``.
         link_images: symlink the image files instead of copying them (saves disk; the sources must stay).
     """
-    from weakseg.data.formats.nnunet_raw import _atomic_dir   # noqa: PLC0415 (the package's one atomic writer)
-
     dst = Path(dst)
     if dst.exists() and not overwrite:
         raise WeaksegError(f"{dst}: already exists; choose another destination or pass --overwrite")
@@ -431,7 +430,7 @@ def merge_datasets(spec: MergeSpec, dst: str | os.PathLike, *,
             report["test_status"] = TEST_STATUS_NAME
         (tmp / "weakseg_merge.json").write_text(json.dumps(report, indent=1) + "\n")
 
-    _atomic_dir(dst, overwrite, build)
+    build_folder(dst, build)
     return report
 
 

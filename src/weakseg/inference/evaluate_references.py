@@ -15,7 +15,6 @@ Output (built under a temporary name, renamed when complete): ``OUT/<case>.nii.g
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ def evaluate_against_references(run_dir: str | os.PathLike, references: str | os
     """
     from weakseg.data.formats.nnunet_raw import list_cases, read_dataset_json   # noqa: PLC0415
     from weakseg.data.organs import fold_split   # noqa: PLC0415
-    from weakseg.fsutil import swap_in_folder   # noqa: PLC0415
+    from weakseg.fsutil import build_folder   # noqa: PLC0415
     from weakseg.inference.predict_organs import (   # noqa: PLC0415
         load_organ_predictor,
         predict_cases,
@@ -68,20 +67,16 @@ def evaluate_against_references(run_dir: str | os.PathLike, references: str | os
     out_dir = Path(out) if out is not None else Path(run_dir) / f"eval_{split}_references"
     if out_dir.exists() and not overwrite:
         raise WeaksegError(f"{out_dir}: already exists; pass --overwrite or another --out")
-    tmp = out_dir.parent / f"{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        tmp.mkdir(parents=True)
+    summary: dict[str, Any] = {}
+
+    def build(tmp: Path) -> None:
         predict_cases(predictor, chosen, tmp, progress=progress)
         write_labels_json(tmp, predictor.contract, description=f"weakseg {split} fold of {Path(run_dir).resolve()}")
-        summary = score_folders(tmp, refs, labels=predictor.contract["labels"], file_ending=ds.file_ending,
-                                case_ids=[c.case_id for c in chosen])
+        summary.update(score_folders(tmp, refs, labels=predictor.contract["labels"], file_ending=ds.file_ending,
+                                     case_ids=[c.case_id for c in chosen]))
         summary["weakseg"].update({"run_dir": str(Path(run_dir).resolve()), "checkpoint": which, "split": split,
                                    "checkpoint_step": meta["step"], "references": str(refs.resolve())})
         write_summary(summary, tmp / "summary.json", tmp / "summary.csv")
-        swap_in_folder(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    build_folder(out_dir, build)
     return summary

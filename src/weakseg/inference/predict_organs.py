@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -257,7 +256,7 @@ def predict_organs_folder(
             ``dataset.json`` (``weakseg.inference.channels.plan_channels``).
         progress: a tqdm bar over slices (None: only on a terminal).
     """
-    from weakseg.fsutil import swap_in_folder   # noqa: PLC0415
+    from weakseg.fsutil import build_folder   # noqa: PLC0415
     from weakseg.inference.predict import find_input_cases   # noqa: PLC0415
 
     t0 = time.perf_counter()
@@ -274,15 +273,13 @@ def predict_organs_folder(
     if not cases:
         raise WeaksegError(f"{root}: no case found; name files {{case}}_0000.nii.gz")
 
-    tmp = out_dir.parent / f"{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        tmp.mkdir(parents=True)
+    report: dict[str, Any] = {}
+
+    def build(tmp: Path) -> None:
         records, head = predict_cases(predictor, cases, tmp, probabilities=probabilities, progress=progress)
         labels_json = dict(contract["labels"])
         write_labels_json(tmp, contract, description=f"weakseg predictions of {Path(run_dir).resolve()}")
-        report = {
+        report.update({
             "weakseg_version": weakseg.__version__, "run_dir": str(Path(run_dir).resolve()),
             "checkpoint": str(meta["checkpoint"]), "checkpoint_step": meta["step"], "method": meta["cfg"].method,
             "input": str(root.resolve()), "input_kind": "nnunet", "channels": list(contract["channel_names"]),
@@ -295,12 +292,10 @@ def predict_organs_folder(
             "probabilities": ({"format": "nifti-4d (I, J, K, C) float32",
                                "channels": predictor.probability_channels(head)} if probabilities else None),
             "cases": records, "seconds": round(time.perf_counter() - t0, 3),
-        }
+        })
         (tmp / "predict_report.json").write_text(json.dumps(report, indent=1) + "\n")
-        swap_in_folder(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    build_folder(out_dir, build)
     return report
 
 
