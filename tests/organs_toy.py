@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
+
+import nibabel as nib
+import numpy as np
 
 from weakseg.data.formats.nnunet_raw import list_cases, read_dataset_json
 from weakseg.data.organs import fold_split
@@ -15,6 +20,30 @@ SHAPE = (6, 32, 32)
 
 def make_phantom(root: Path, n_cases: int = 6, *, absent_rate: float = 0.0) -> Path:
     write_abdomen_dataset(root, n_cases, 0, shape=SHAPE, absent_rate=absent_rate)
+    return root
+
+
+def partial_source(root, *, prefix, seed, labels, lut, n_train=4, n_test=1, absent_rate=0.0):
+    """A phantom stored as a source that annotates only some organs in its own label values.
+
+    ``lut[v]`` is the source value of phantom value v (liver 1, stomach 2, pancreas 3); the full phantom
+    maps of the test cases are kept in ``root/full_labelsTs`` as references.
+    """
+    write_abdomen_dataset(root, n_train, seed, n_test=n_test, shape=SHAPE, case_prefix=prefix,
+                          absent_rate=absent_rate)
+    lut = np.asarray(lut, dtype=np.uint8)
+    if n_test:
+        shutil.copytree(root / "labelsTs", root / "full_labelsTs")
+    for folder in ("labelsTr", "labelsTs"):
+        for f in sorted((root / folder).glob("*.nii.gz")) if (root / folder).is_dir() else []:
+            img = nib.load(f)
+            nib.save(nib.Nifti1Image(lut[np.asanyarray(img.dataobj)], img.affine, img.header), f)
+    meta = json.loads((root / "dataset.json").read_text())
+    meta["labels"] = labels
+    cases = {c: {"status": {k: w for k, w in e["status"].items() if k in labels}}          # its own organs only
+             for c, e in meta["weakseg"]["cases"].items()}
+    meta["weakseg"]["cases"] = {c: e for c, e in cases.items() if e["status"]}
+    (root / "dataset.json").write_text(json.dumps(meta))
     return root
 
 

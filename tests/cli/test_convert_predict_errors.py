@@ -153,7 +153,7 @@ def test_predict_wrong_channel_count(base, tmp_path, capsys):
     ts = tmp_path / "imagesTs"
     for i in range(3):
         save_volume(np.ones((8, 8, 8), np.float32), (np.eye(4), None), ts / f"case7_{i:04d}.nii.gz")
-    fails(capsys, ["predict", base / "run", ts, tmp_path / "out"], tmp_path / "out",
+    fails(capsys, ["predict", base / "run", ts, tmp_path / "out", "--channels", "flair,t1ce,t1,t2"], tmp_path / "out",
           r"case case7: 3 channel file\(s\) .*model takes 4")
 
 

@@ -106,10 +106,12 @@ def test_nnunet_images_ts_input(converted, fake_model, tmp_path):
     root, run = converted
     sid = "BraTS20_Training_002"
     ts = tmp_path / "Dataset9_X" / "imagesTs"
-    for i, m in enumerate(("flair", "t1ce", "t1", "t2")):
+    for i, m in enumerate(("t1", "t1ce", "t2", "flair")):              # nnU-Net Dataset137's order
         img = nib.load(root / "src" / sid / f"{sid}_{m}.nii.gz")
         save_volume(np.asanyarray(img.dataobj), (img.affine, img.header), ts / f"case_{i:04d}.nii.gz", dtype=np.int16)
-    P.predict_folder(run, ts, tmp_path / "out", progress=False)
+    with pytest.raises(WeaksegError, match="no dataset.json .* says which file is which channel"):
+        P.predict_folder(run, ts, tmp_path / "out", progress=False)       # four channels: never guessed
+    P.predict_folder(run, ts, tmp_path / "out", progress=False, channels=["t1", "t1ce", "t2", "flair"])
     a = nib.load(tmp_path / "out" / "case.nii.gz")
     b = nib.load(root / "src" / sid / f"{sid}_flair.nii.gz")
     assert a.shape == b.shape and np.allclose(a.affine, b.affine)

@@ -20,7 +20,7 @@ from weakseg.training.signals import TrainingInterrupted
 
 # Each module defines add_parser(subparsers) and run(args) -> int.
 COMMANDS = ("train", "evaluate", "show", "predict", "score", "convert", "export", "check", "simulate-missing",
-            "reproduce", "demo")
+            "merge", "status", "reproduce", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--hd-one-empty", default="diagonal", choices=["diagonal", "nan"],
                    help="HD95 for a miss or false alarm")
     p.add_argument("--assd", action="store_true", help="also average symmetric surface distance")
+    p.add_argument("--statuses", type=Path, default=None,
+                   help="per-case label status of the references: JSON {case: {class: status}} or CSV "
+                        "case,class,status (e.g. labelsTs_status.json of weakseg merge); classes whose status "
+                        "is unknown or present are not scored (default: every class is annotated)")
     p.set_defaults(run=run)
 
 
@@ -40,10 +44,18 @@ def run(args: argparse.Namespace) -> int:
         except json.JSONDecodeError:
             raise WeaksegError(f'--labels {args.labels!r} is not JSON; write e.g. --labels \'{{"tumour": 1}}\'') from None
     policy = EmptyCasePolicy(dice_both_empty=args.both_empty, hd_one_empty=args.hd_one_empty)
-    summary = score_folders(args.pred_dir, args.gt_dir, labels=labels, policy=policy, compute_assd=args.assd)
+    statuses = None
+    if args.statuses is not None:
+        from weakseg.data.merge import read_status_table
+
+        statuses = read_status_table(args.statuses)
+    summary = score_folders(args.pred_dir, args.gt_dir, labels=labels, policy=policy, compute_assd=args.assd,
+                            statuses=statuses)
     out = args.out or args.pred_dir / "summary.json"
     write_summary(summary, out, out.with_suffix(".csv"))
-    for name, values in summary["mean"].items():
+    names = summary.get("weakseg", {}).get("labels", {})
+    for key, values in summary["mean"].items():
+        name = f"{names[key]} ({key})" if names.get(key) not in (None, key) else key
         print(f"class {name}: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                           for k, v in values.items()))
     print(f"foreground mean: {summary['foreground_mean']}")

@@ -64,4 +64,4 @@ def build_organs(cfg: Config) -> DataBundle:
                     n_valid=o.n_valid, seed=cfg.data.data_seed, hu_window=o.hu_window, full_labels=o.full_labels,
                     valid_reference=o.valid_reference)
     return DataBundle(splits=dict(d.splits), class_names=d.class_names, in_channels=1, evaluate=evaluate_organs,
-                      value_range=(0.0, 1.0), value_range_display=(0.0, 1.0), info=d.info)
+                      value_range=(0.0, 1.0), value_range_display=(0.0, 1.0), info=d.info, contract=d.contract)

@@ -183,8 +183,38 @@ def read_organ_volume(case: Any, dataset: NnunetDataset, *, class_values: Sequen
     for k, v in enumerate(class_values, start=1):
         remap[v] = k
     lab_zyx = remap[lab_zyx.astype(np.int64)]
-    img_zyx = (np.clip(img_zyx, lo, hi) - lo) / (hi - lo)
-    return OrganVolume(case.case_id, img_zyx.astype(np.float32), lab_zyx, spacing)
+    return OrganVolume(case.case_id, window_hu(img_zyx, (lo, hi)), lab_zyx, spacing)
+
+
+def window_hu(image: np.ndarray, hu_window: Sequence[float]) -> np.ndarray:
+    """The CT window of training: clip to [low, high] HU and scale to [0, 1] (float32). Shape: any -> same."""
+    lo, hi = float(hu_window[0]), float(hu_window[1])
+    if not np.issubdtype(image.dtype, np.floating):
+        image = image.astype(np.float32)
+    out = np.clip(image, lo, hi)            # a new array: the in-place steps below touch only it (memory: one
+    out -= lo                               # volume, not three temporaries, for CT-sized inputs)
+    out /= hi - lo
+    return out.astype(np.float32, copy=False)
+
+
+def organ_contract(root: str | Path, *, classes: Sequence[str] = (),
+                   hu_window: Sequence[float] = (-175.0, 250.0), slice_shape: Sequence[int] | None = None,
+                   ) -> dict[str, Any]:
+    """What predicting with an organs run needs to know about its training data (stored in checkpoints).
+
+    ``channel_names`` (the dataset's, in index order), ``class_names`` (output channel order), ``labels``
+    (the dataset's label value of every class: predictions are written with them), the preprocessing
+    (``hu_window``; volumes reoriented to RAS+ and cut into axial slices along the third axis) and the
+    training ``slice_shape`` (H, W) when known.
+    """
+    ds = read_dataset_json(root)
+    classes = list(classes) or list(ds.class_names)
+    return {
+        "kind": "organs", "format": 1, "channel_names": [ds.channel_names[str(i)] for i in range(ds.n_channels)],
+        "class_names": classes, "labels": {"background": 0, **{c: int(ds.labels[c]) for c in classes}},
+        "hu_window": [float(v) for v in hu_window], "orientation": "RAS", "slice_axis": 2,
+        "file_ending": ds.file_ending, "slice_shape": None if slice_shape is None else [int(s) for s in slice_shape],
+    }
 
 
 def hidden_pairs(declared: Mapping[str, Mapping[str, str]], final: Mapping[str, Mapping[str, str]],
@@ -222,6 +252,7 @@ class OrgansData:
     splits: dict[str, OrganSliceSet]
     class_names: tuple[str, ...]
     info: dict[str, Any]
+    contract: dict[str, Any] | None = None     # organ_contract: what prediction needs, stored in checkpoints
 
 
 def load_organs(root: str | Path, *, classes: Sequence[str] = (), status_overlay: str | Path | None = None,
@@ -300,6 +331,8 @@ def load_organs(root: str | Path, *, classes: Sequence[str] = (), status_overlay
         sets[name] = _slice_set([volumes[c] for c in split[name]], status, truth_status,
                                 truth_status if on_truth else status, classes, score_truth=on_truth)
     n_all_lost = sum(all(s in ("unknown", "present") for s in train_status[c].values()) for c in split["train"])
+    contract = organ_contract(root, classes=classes, hu_window=hu_window,
+                              slice_shape=next(iter(shapes)) if shapes else None)
     info = {
         "root": str(root), "classes": classes, "fold": fold, "n_folds": n_folds, "seed": seed,
         "volumes": {k: len(v) for k, v in split.items()}, "slices": {k: len(s) for k, s in sets.items()},
@@ -309,7 +342,7 @@ def load_organs(root: str | Path, *, classes: Sequence[str] = (), status_overlay
         "status_counts": {k: {w: sum(train_status[c][k] == w for c in split["train"])
                               for w in ("mask", "present", "absent", "unknown")} for k in classes},
     }
-    return OrgansData(sets, tuple(classes), info)
+    return OrgansData(sets, tuple(classes), info, contract)
 
 
 def _codes(st: Mapping[str, str], case_id: str, classes: list[str], depth: int) -> Tensor:
@@ -428,6 +461,6 @@ def evaluate_organs(segment: Any, data: OrganSliceSet, cfg: Any, device: torch.d
 
 __all__ = [
     "MANIFEST_NAME", "OrganSliceSet", "OrganVolume", "OrgansData", "evaluate_organs", "fold_split", "hidden_pairs",
-    "load_organs", "predict_label_maps", "read_organ_volume",
-    "score_slice_set",
+    "load_organs", "organ_contract", "predict_label_maps", "read_organ_volume",
+    "score_slice_set", "window_hu",
 ]

@@ -34,6 +34,9 @@ class DataBundle:
     value_range: tuple[float, float] = (-1.0, 1.0)   # images outside this range are rejected
     value_range_display: tuple[float, float] = (-1.0, 1.0)   # intensity window for pictures
     info: dict[str, Any] = field(default_factory=dict)
+    # What volume prediction needs to know about the training data (JSON-ready; stored in checkpoints as
+    # ``data_contract``, e.g. ``weakseg.data.organs.organ_contract``); None where nothing is needed.
+    contract: dict[str, Any] | None = None
 
     def split(self, name: str) -> SampleSet:
         if name not in self.splits:

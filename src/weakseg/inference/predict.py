@@ -65,12 +65,15 @@ class InputCase:
 
 # ----------------------------------------------------------------------------------------------- inputs
 def find_input_cases(input_dir: str | os.PathLike, channels: Sequence[str], *,
-                     with_seg: bool = False) -> tuple[str, list[InputCase]]:
+                     with_seg: bool = False, given_channels: Sequence[str] | None = None,
+                     ) -> tuple[str, list[InputCase]]:
     """Cases under ``input_dir``: BraTS subject folders (either naming) or an nnU-Net ``imagesTs`` folder.
 
     The kind is decided by the folder's content: NIfTI files named ``{case}_{XXXX}`` directly inside ->
     nnU-Net; subject folders -> BraTS. Channel files of an nnU-Net case are taken in index order and must
-    number ``len(channels)`` (the model's input channels). Cases are 3D volumes; a singleton third axis
+    number ``len(channels)`` (the model's input channels); which file is which channel is declared by the
+    folder's ``dataset.json`` or ``given_channels`` (``weakseg.inference.channels.plan_channels``, which
+    refuses to guess the order of several channels). Cases are 3D volumes; a singleton third axis
     (a 2D slice case, e.g. weakseg's own hemisphere export) is refused. ``with_seg``: BraTS subjects need
     a seg file on their image grid. Problems of every case -> one WeaksegError.
     Returns (kind, cases) with kind ``"brats"`` or ``"nnunet"``.
@@ -92,8 +95,16 @@ def find_input_cases(input_dir: str | os.PathLike, channels: Sequence[str], *,
                                    s.files.get("seg"), s))
         raise_problems(problems, what=f"predict {root}", written=True)
         return "brats", cases
+    from weakseg.inference.channels import plan_channels   # noqa: PLC0415
+
+    try:
+        file_index = plan_channels(root, channels, given=given_channels).file_index
+    except WeaksegError as exc:            # listed with the per-case problems below
+        problems_first, file_index = [str(exc)], tuple(range(len(channels)))
+    else:
+        problems_first = []
     found: dict[str, dict[int, Path]] = {}
-    problems = []
+    problems = list(problems_first)
     for f in nifti:
         m = _CHANNEL_RE.match(f.name)
         if not m:
@@ -110,7 +121,7 @@ def find_input_cases(input_dir: str | os.PathLike, channels: Sequence[str], *,
             problems.append(f"case {cid}: {len(chans)} channel file(s) ({cid}_0000 ...) but the model takes {n} "
                             f"({', '.join(channels)}); give {n} channels in the training order")
         else:
-            files = tuple(chans[i] for i in range(n))
+            files = tuple(chans[i] for i in file_index)     # in the run's channel order
             try:
                 geoms = [(p, *read_header(p)) for p in files]
             except WeaksegError as exc:
@@ -126,26 +137,8 @@ def find_input_cases(input_dir: str | os.PathLike, channels: Sequence[str], *,
                     problems.append(f"case {cid}: {prob}")
                     break
             cases.append(InputCase(cid, files))
-    _check_dataset_json_channels(root, channels, problems)
     raise_problems(problems, what=f"predict {root}", written=True)
     return "nnunet", cases
-
-
-def _check_dataset_json_channels(root: Path, channels: Sequence[str], problems: list[str]) -> None:
-    """When a dataset.json sits beside ``imagesTs``, its channel names must be the training channels."""
-    path = root.parent / "dataset.json"
-    if not path.is_file():
-        return
-    try:
-        names = json.loads(path.read_text()).get("channel_names")
-    except (json.JSONDecodeError, AttributeError):
-        problems.append(f"{path}: not a valid dataset.json; fix it or move imagesTs out of that folder")
-        return
-    if isinstance(names, dict):
-        got = [str(names[k]).lower() for k in sorted(names, key=lambda k: int(k))]
-        if got != [c.lower() for c in channels]:
-            problems.append(f"{path}: channel_names {got} differ from the training channels {list(channels)}; "
-                            f"reorder the channel files to match")
 
 
 def _load_case(case: InputCase, channels: Sequence[str]) -> tuple[np.ndarray, np.ndarray, Any, np.ndarray | None]:
@@ -201,7 +194,7 @@ def _brats_preprocessing(cfg: Any, converted: str | os.PathLike | None) -> tuple
 
     if cfg.data.name != "brats":
         raise WeaksegError(f"predict: the run was trained on data.name={cfg.data.name!r}; volume prediction "
-                           f"needs a BraTS-trained run (data.name=brats)")
+                           f"needs a run trained on BraTS (data.name=brats) or on organ CT (data.name=organs)")
     root = Path(converted or cfg.data.brats.root or "")
     if not (root / "index.json").is_file():
         raise WeaksegError(f"predict: the converted dataset {str(root)!r} (data.brats.root of the run) has no "
@@ -225,8 +218,12 @@ def predict_folder(
     restrict_to_brain: bool = True,
     overwrite: bool = False,
     progress: bool | None = None,
+    channels: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Predict every case of ``input_dir`` with the run's model; write ``out_dir/<case>.nii.gz`` (uint8).
+
+    Organs runs (``data.name=organs``) go to ``weakseg.inference.predict_organs.predict_organs_folder``
+    (multi-label maps in the training dataset's label values); the rest of this docstring is BraTS's.
 
     Args:
         checkpoint: ``best`` or ``last``.
@@ -237,6 +234,8 @@ def predict_folder(
         converted: the converted dataset whose ``index.json`` holds the preprocessing options (default
             the run's ``data.brats.root``).
         progress: tqdm bar per case (None: only on a terminal).
+        channels: what an nnU-Net folder's files hold, in file order (``--channels``; default: its
+            ``dataset.json``, see ``weakseg.inference.channels``).
 
     Returns a report (also written to ``out_dir/predict_report.json``).
     """
@@ -256,10 +255,20 @@ def predict_folder(
         raise WeaksegError(f"{out_dir}: already exists; choose another output folder or pass --overwrite")
     ckpt_file = checkpoint_path(run_dir, checkpoint)
     cfg = config_from_dict(upgrade_stored_config(load_checkpoint(ckpt_file)["config"]))
+    if cfg.data.name == "organs":
+        from weakseg.inference.predict_organs import predict_organs_folder   # noqa: PLC0415
+
+        if references or converted is not None:
+            raise WeaksegError(f"--{'references' if references else 'converted'} is for BraTS runs; an organs "
+                               "run's references are the labelsTs folder (weakseg score OUT_DIR labelsTs)")
+        return predict_organs_folder(run_dir, input_dir, out_dir, checkpoint=checkpoint, tta=tta,
+                                     probabilities=probabilities, batch_size=batch_size, device=device,
+                                     overwrite=overwrite, progress=progress, channels=channels)
     conv_root, index = _brats_preprocessing(cfg, converted)
+    given_channels = channels
     channels = tuple(index["channel_names"])
     opts = index["options"]
-    kind, cases = find_input_cases(input_dir, channels, with_seg=references)
+    kind, cases = find_input_cases(input_dir, channels, with_seg=references, given_channels=given_channels)
     if references and kind != "brats":
         raise WeaksegError("--references needs BraTS subject folders (their seg files); an nnU-Net imagesTs "
                            "folder has its references in labelsTs")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,7 @@ def score_folders(
     statuses: Mapping[str, Mapping[str, str]] | None = None,
     file_ending: str = ".nii.gz",
     compute_assd: bool = False,
+    case_ids: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Score every reference in ``gt_dir`` against the same-named prediction in ``pred_dir``.
 
@@ -105,6 +106,8 @@ def score_folders(
             parent, else every non-zero value found in the references and predictions (named by value).
         statuses: optional case_id -> {class name: status}; missing entries are ``mask``.
         file_ending: the label files' ending, as in nnU-Net's ``dataset.json``.
+        case_ids: score only these references (each must exist), e.g. one fold of a folder of full
+            references; default every reference in ``gt_dir``.
 
     Returns the extended ``summary.json`` dict of ``score_cases``.
     """
@@ -114,6 +117,14 @@ def score_folders(
             raise WeaksegError(f"{what} folder {d} does not exist; pass the folder holding *{file_ending} label maps")
     refs = sorted(p.name for p in gt_dir.iterdir() if p.name.endswith(file_ending) and not p.name.startswith("."))
     preds = sorted(p.name for p in pred_dir.iterdir() if p.name.endswith(file_ending) and not p.name.startswith("."))
+    if case_ids is not None:
+        wanted = [f"{c}{file_ending}" for c in case_ids]
+        lacking = [n for n in wanted if n not in set(refs)]
+        if lacking:
+            shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else "")
+            raise WeaksegError(f"reference folder {gt_dir} lacks {len(lacking)} case(s) to score: {shown}; "
+                               "give a reference for every case")
+        refs = sorted(wanted)
     if not refs:
         raise WeaksegError(f"reference folder {gt_dir} holds no *{file_ending} files; check the path or file_ending")
     missing = [n for n in refs if n not in set(preds)]

@@ -345,7 +345,7 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
 
     def save(path: Path, step: int, best_: dict[str, Any] | None) -> None:
         if world.is_main:
-            save_checkpoint(_state(method, streams, ctx, cfg, step, best_), path)
+            save_checkpoint({**_state(method, streams, ctx, cfg, step, best_), "data_contract": data.contract}, path)
 
     def validate(done: int, best_: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
         # Rank 0 evaluates the whole validation split while the others wait: data.evaluate is dataset-specific

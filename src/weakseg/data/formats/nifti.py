@@ -194,3 +194,25 @@ def geometry_problem(shape_a: tuple[int, ...], affine_a: np.ndarray, shape_b: tu
         return (f"affine{na} differs from{nb} (max difference {diff:.4g}); the files are not on the same "
                 f"grid: re-register or fix the header")
     return ""
+
+
+def to_ras(array: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """The voxel array in the closest RAS+ order (as ``nibabel.as_closest_canonical``; a view: flips and
+    axis swaps only, no resampling). Axes beyond the third are kept.
+
+    Shape:
+        array: (I, J, K, ...) in the order of ``affine`` -> (X, Y, Z, ...) RAS+.
+    """
+    ornt = nib.orientations.io_orientation(np.asarray(affine, dtype=np.float64))
+    return nib.orientations.apply_orientation(array, ornt)
+
+
+def from_ras(array: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Inverse of ``to_ras``: a RAS+ array back in the voxel order of ``affine`` (a view).
+
+    Shape:
+        array: (X, Y, Z, ...) RAS+ -> (I, J, K, ...) in the order of ``affine``.
+    """
+    ornt = nib.orientations.io_orientation(np.asarray(affine, dtype=np.float64))
+    ras = nib.orientations.axcodes2ornt(("R", "A", "S"))
+    return nib.orientations.apply_orientation(array, nib.orientations.ornt_transform(ras, ornt))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ import weakseg
 from weakseg.data.formats.brats import raise_problems
 from weakseg.data.formats.nifti import geometry_problem, load_volume, read_header, save_volume
 from weakseg.errors import WeaksegError
-from weakseg.fsutil import swap_in_folder
+from weakseg.fsutil import build_folder
 
 REQUIRED_KEYS: tuple[str, ...] = ("channel_names", "labels", "numTraining", "file_ending")
 SPLIT_FOLDERS: dict[str, tuple[str, str | None]] = {"train": ("imagesTr", "labelsTr"), "test": ("imagesTs", None)}
@@ -426,13 +425,4 @@ def _atomic_dir(dst: Path, overwrite: bool, build) -> None:
     """Run ``build(tmp)`` into ``dst.tmp-<pid>``, then rename to ``dst``; nothing half-written remains."""
     if dst.exists() and not overwrite:
         raise WeaksegError(f"{dst}: already exists; choose another destination or pass overwrite")
-    tmp = dst.parent / f"{dst.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        tmp.mkdir(parents=True)
-        build(tmp)
-        swap_in_folder(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    build_folder(dst, build)
