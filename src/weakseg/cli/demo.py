@@ -12,7 +12,7 @@ DEMO_METHODS = ("seg_only", "ae", "genseg")
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("demo", help="train and evaluate on the embedded cluttered-MNIST digits",
                        description="Train seg-only, the AE baseline and GenSeg briefly on mnist48_simple (embedded "
-                                   "5,000 MNIST digits, 1%% labelled, one labelled image per batch), evaluate on the "
+                                   "5,000 MNIST digits, 1% labelled, one labelled image per batch), evaluate on the "
                                    "test split, print a table and write pictures. "
                                    "A finished run in --out is reused; an interrupted one resumes.")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for the demo runs")
