@@ -60,3 +60,13 @@ def test_every_option_has_help_naming_its_default() -> None:
             elif action.default not in (None, False, []) and "default" not in formatter._get_help_string(action):
                 missing.append(f"{label}: default {action.default!r} not shown")
     assert not missing, missing
+
+
+def test_evaluating_the_configs_folder_points_to_training_into_runs(capsys) -> None:
+    from weakseg.cli.main import main
+    from weakseg.config.io import configs_root
+
+    assert main(["evaluate", str(configs_root())]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is not a run folder" in err and "--out runs/" in err
+    assert f"--out {configs_root()}" not in err and "--out configs" not in err
