@@ -35,7 +35,7 @@ def show_run(run_dir: Path, *, split: str = "test", n: int = 8, which: str = "be
     from weakseg.data.samplers import pool_indices
     from weakseg.errors import WeaksegError
     from weakseg.inference.load import load_run
-    from weakseg.inference.panels import method_panels, render_panels
+    from weakseg.inference.panels import MASK_LEGEND, method_panels, render_panels
 
     if n < 1:
         raise WeaksegError(f"--n must be >= 1, got {n}")
@@ -56,5 +56,7 @@ def show_run(run_dir: Path, *, split: str = "test", n: int = 8, which: str = "be
                                    threshold=run.cfg.eval.threshold, value_range=run.data.value_range_display)
     out = Path(run_dir) / "pictures"
     title = f"{run.cfg.method} on {run.cfg.data.preset or run.cfg.data.name} ({split}, {which} @ step {run.checkpoint['step']})"
-    return [render_panels(p_cols, out / f"{split}_P.png", title=title + ": P images"),
-            render_panels(a_cols, out / f"{split}_A.png", title=title + ": A images")]
+    return [render_panels(p_cols, out / f"{split}_P.png", title=title + ": P images (with the object)",
+                          legend=MASK_LEGEND),
+            render_panels(a_cols, out / f"{split}_A.png", title=title + ": A images (healthy, no object)",
+                          legend=MASK_LEGEND)]
