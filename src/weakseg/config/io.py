@@ -53,8 +53,10 @@ def resolve_config_path(name: str | os.PathLike[str]) -> Path:
 def closest_config_hint(name: str | os.PathLike[str]) -> str:
     """"did you mean configs/...?" with the ready-made config nearest to ``name`` (difflib), or the list's start."""
     root = configs_root()
+    # presets/ and shared fragments (folders starting with "_", e.g. mnist/_methods/) are not configs to train
     known = sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml")
-                   if p.parent.name not in ("presets",)) if root.is_dir() else []
+                   if not any(part == "presets" or part.startswith("_")
+                              for part in p.relative_to(root).parts[:-1])) if root.is_dir() else []
     if not known:
         return "pass the path of a YAML config file"
     typed = Path(name).as_posix().removesuffix(".yaml").removesuffix(".yml")
