@@ -12,7 +12,8 @@ def add_parser(sub: Any) -> None:
                        description="Write RUN_DIR/pictures/<split>_P.png and <split>_A.png: P images with their "
                                    "P->A translation, residual and predicted mask vs ground truth (green = hit, "
                                    "red = false positive, blue = missed; the legend is in the picture), and A images "
-                                   "with their A->P translation and prediction. Translation panels appear for translation methods.")
+                                   "with their A->P translation and prediction. Translation panels appear for "
+                                   "translation methods.")
     p.add_argument("run_dir", type=Path, help="a folder made by weakseg train")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="split the images come from")
     p.add_argument("--n", type=int, default=8, help="images (rows) per picture: P images in one, A images in the other")
