@@ -68,5 +68,5 @@ def test_evaluating_the_configs_folder_points_to_training_into_runs(capsys) -> N
 
     assert main(["evaluate", str(configs_root())]) == 2
     err = capsys.readouterr().err.strip()
-    assert "is not a run folder" in err and "--out runs/" in err
+    assert "not a run folder" in err and "--out runs/" in err
     assert f"--out {configs_root()}" not in err and "--out configs" not in err

@@ -36,8 +36,8 @@ def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
         holds = " (it holds YAML configs: train one first, e.g. weakseg train " \
                 "configs/mnist/mnist48_simple_seg_only.yaml --out runs/mnist48_simple_seg_only)" \
             if any(run_dir.glob("*.yaml")) or any(run_dir.glob("*/*.yaml")) else ""
-        raise WeaksegError(f"{run_dir} is not a run folder: no checkpoints/ inside{holds}; pass the --out folder "
-                           "of a weakseg train run, e.g. runs/mnist48_simple_seg_only")
+        raise WeaksegError(f"{run_dir}: no checkpoint {path.name}: not a run folder (no checkpoints/ inside)"
+                           f"{holds}; pass the --out folder of a weakseg train run, e.g. runs/mnist48_simple_seg_only")
     if not path.is_file():
         other = run_dir / "checkpoints" / ("last.pt" if which == "best" else "best.pt")
         hint = f"; {other.name} exists: use --checkpoint {other.stem}" if other.is_file() else \
