@@ -58,8 +58,8 @@ def main() -> int:
                     "this_tree_help_median_s": round(statistics.median(ours), 3), "runs": len(pairs)}
         print(f"weakseg --help, interleaved: baseline {baseline['help_median_s']:.3f} s, this tree "
               f"{baseline['this_tree_help_median_s']:.3f} s (medians of {len(pairs)})")
-    out = record("cli_help", target_s=1.0, interpreter=sys.executable, repeats=args.repeats, results=rows, baseline=baseline,
-                 load_average_1m_after=round(os.getloadavg()[0], 2))
+    out = record("cli_help", target_s=1.0, interpreter=sys.executable, repeats=args.repeats, results=rows,
+                 baseline=baseline, load_average_1m_after=round(os.getloadavg()[0], 2))
     path = RESULTS / "bench_cli_help.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {path}")
