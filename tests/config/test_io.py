@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from weakseg.config import dump_yaml, load_config, to_dict
-from weakseg.config.io import config_from_dict, diff_configs, parse_override
+from weakseg.config.io import ConfigProblems, config_from_dict, diff_configs, parse_override
 from weakseg.errors import WeaksegError
 
 
@@ -141,6 +141,33 @@ def test_v2_presets_are_the_paper_protocol_and_keep_the_design_presets(name: str
         m = load_config(f"mnist/{name}_seg_only", [f"data.preset={name}{suffix}"]).data.mnist
         assert (m.label_unit, m.n_train, m.n_valid, m.labeled_fraction) == ("canvas", 59500, 500, 0.01)
         assert m.labeled_digits == digits and m.canvas == old.canvas
+
+
+def test_type_and_range_problems_come_in_one_list() -> None:
+    """An out-of-range value beside a mistyped key is in the first message, not a second one after a fix."""
+    with pytest.raises(ConfigProblems) as err:
+        load_config(None, ["train.stepz=3", "train.batch_size=0", "train.lr=fast", "model.width=-1"])
+    problems = err.value.problems
+    assert len(problems) == 4, problems
+    assert any("'train.stepz'" in p and "did you mean 'steps'" in p for p in problems)
+    assert any("'train.lr' must be a number" in p for p in problems)
+    assert "train.batch_size must be >= 1, got 0" in problems
+    assert "model.width must be > 0, got -1.0" in problems
+    assert str(err.value).startswith("4 config problems:")
+
+
+def test_a_bad_value_does_not_raise_range_problems_of_its_own() -> None:
+    """A mistyped value falls back to its default while the ranges are checked: no invented second problem."""
+    with pytest.raises(ConfigProblems) as err:
+        load_config(None, ["train.batch_size=four"])
+    assert err.value.problems == ["config key 'train.batch_size' must be an integer, got 'four'"]
+
+
+def test_mistyped_config_name_suggests_the_closest_config() -> None:
+    with pytest.raises(WeaksegError, match=r"did you mean configs/mnist/mnist48_simple_seg_only\.yaml\?"):
+        load_config("mnist48_simpel_seg_only")
+    with pytest.raises(WeaksegError, match=r"did you mean configs/organs/smile\.yaml\?"):
+        load_config("configs/organs/smiel.yaml")
 
 
 @pytest.mark.parametrize("method", ["seg_only", "ae", "mean_teacher", "genseg", "genseg_sepdec"])

@@ -25,14 +25,19 @@ def add_parser(sub: Any) -> None:
     b.add_argument("dst", type=Path, help="output folder (must not exist unless --overwrite)")
     b.add_argument("--channels", nargs="+", default=None, metavar="MOD",
                    help="modalities in channel order (default: flair t1ce t1 t2, the reference's)")
-    b.add_argument("--region", default=None, choices=["whole_tumour", "tumour_core", "enhancing"])
-    b.add_argument("--normalization", default=None, choices=["per_modality", "pooled"])
-    b.add_argument("--bias-correction", default=None, choices=["none", "n4"])
+    b.add_argument("--region", default=None, choices=["whole_tumour", "tumour_core", "enhancing"],
+                   help="tumour region segmented: whole_tumour {1,2,4}, tumour_core {1,4} or enhancing {4} "
+                        "(default whole_tumour)")
+    b.add_argument("--normalization", default=None, choices=["per_modality", "pooled"],
+                   help="brain-voxel normalisation per modality or pooled over modalities (default per_modality)")
+    b.add_argument("--bias-correction", default=None, choices=["none", "n4"],
+                   help="N4 bias-field correction inside the brain, or none (default none)")
     b.add_argument("--no-clip", action="store_true", help="do not clip normalised brain voxels to [-1, 1]")
     b.add_argument("--brain-threshold", type=float, default=None, help="b: brain area / slice area (default 0.25)")
     b.add_argument("--tumour-threshold", type=float, default=None,
                    help="t_area: tumour area / brain area for a P slice (default 0.04)")
-    b.add_argument("--midline", default=None, choices=["grid", "brain"])
+    b.add_argument("--midline", default=None, choices=["grid", "brain"],
+                   help="hemisphere split at the grid centre or the brain's x-extent centre (default grid)")
     b.add_argument("--flip-x-hi", action="store_true", help="flip the right hemisphere left-right")
     b.add_argument("--labelled-fraction", type=float, default=None,
                    help="fraction of training P slices that keep masks, by whole patient (default 0.01)")
@@ -41,7 +46,8 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--proportions", nargs=3, type=int, default=None, metavar=("TRAIN", "VALID", "TEST"),
                    help="split proportions (default 228 28 29)")
     b.add_argument("--split-file", default=None, help='JSON {"train": [...], "valid": [...], "test": [...]} of ids')
-    b.add_argument("--image-dtype", default=None, choices=["float16", "float32"])
+    b.add_argument("--image-dtype", default=None, choices=["float16", "float32"],
+                   help="stored image precision (default float16)")
     b.add_argument("--overwrite", action="store_true", help="replace DST when it exists")
     b.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     b.set_defaults(run=run_brats)

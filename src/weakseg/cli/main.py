@@ -13,6 +13,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from weakseg import __version__
 from weakseg.errors import WeaksegError
@@ -23,12 +24,29 @@ COMMANDS = ("train", "evaluate", "show", "predict", "score", "convert", "export"
             "merge", "status", "reproduce", "demo")
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: X)" to an option's help, except where the default says nothing (None, False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or action.default == []:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """Every (sub)command's parser shows option defaults in --help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="weakseg", description="Segmentation from weak labels: GenSeg (presence/absence translation) and "
                                     "SMILE/SMILEr (missing annotations).")
     parser.add_argument("--version", action="version", version=f"weakseg {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for name in COMMANDS:
         module = importlib.import_module(f"weakseg.cli.{name.replace('-', '_')}")

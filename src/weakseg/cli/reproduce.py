@@ -24,7 +24,7 @@ def add_parser(sub: Any) -> None:
                    help="scale: quick (design presets, reduced width, CPU hours), medium (the *_v2 presets: the "
                         "paper's 59,500 canvases with 1%% labelled, reduced width, about an hour per GenSeg run on "
                         "one thread) or full (published widths, GPU)")
-    m.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    m.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds per (preset, method)")
     m.add_argument("--datasets", "--presets", dest="datasets", nargs="+", default=None, choices=ALL_PRESETS,
                    help="data presets to run (default: the scale's own, e.g. mnist48_simple_v2 mnist48_hard_v2 "
                         "for medium)")
@@ -42,8 +42,9 @@ def add_parser(sub: Any) -> None:
     o.add_argument("--preset", default="quick", choices=sorted(organs.SCALES),
                    help="quick (the original grid: phantom v1, one-map head), quick2 (issue 21: phantom v2, "
                         "the wide head, marginal + exclusion, both oracles; CPU hours) or full (32x128x128, GPU)")
-    o.add_argument("--folds", type=int, nargs="+", default=list(organs.FOLDS))
-    o.add_argument("--alphas", type=float, nargs="+", default=list(organs.ALPHAS))
+    o.add_argument("--folds", type=int, nargs="+", default=list(organs.FOLDS), help="cross-validation folds to run")
+    o.add_argument("--alphas", type=float, nargs="+", default=list(organs.ALPHAS),
+                   help="missing-annotation rates alpha to run")
     o.add_argument("--methods", nargs="+", default=None, choices=organs.METHODS,
                    help="methods to train (default: the scale's grid)")
     o.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -15,8 +15,8 @@ def add_parser(sub: Any) -> None:
                                    "voxel spacing). Empty cases follow an explicit policy (written into the JSON): "
                                    "a false alarm or a miss scores Dice 0 and HD95 = the volume diagonal; both "
                                    "empty is excluded and counted (or --both-empty one). Healthy cases are scored.")
-    p.add_argument("pred_dir", type=Path)
-    p.add_argument("gt_dir", type=Path)
+    p.add_argument("pred_dir", type=Path, help="folder of predicted label maps (NIfTI, e.g. from weakseg predict)")
+    p.add_argument("gt_dir", type=Path, help="folder of reference label maps with the same file names")
     p.add_argument("--out", type=Path, default=None, help="summary JSON (default PRED_DIR/summary.json); "
                                                           "the per-case CSV goes beside it")
     p.add_argument("--labels", default=None,

@@ -11,12 +11,14 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("show", help="write PNG panels of predictions (and translations) of a run",
                        description="Write RUN_DIR/pictures/<split>_P.png and <split>_A.png: P images with their "
                                    "P->A translation, residual and predicted mask vs ground truth (green = hit, "
-                                   "red = false positive, blue = missed), and A images with their A->P translation "
-                                   "and prediction. Translation panels appear for translation methods.")
+                                   "red = false positive, blue = missed; the legend is in the picture), and A images "
+                                   "with their A->P translation and prediction. Translation panels appear for "
+                                   "translation methods.")
     p.add_argument("run_dir", type=Path, help="a folder made by weakseg train")
-    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    p.add_argument("--n", type=int, default=8, help="images per domain")
-    p.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"], help="split the images come from")
+    p.add_argument("--n", type=int, default=8, help="images (rows) per picture: P images in one, A images in the other")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"],
+                   help="checkpoints/best.pt (best validation score) or last.pt")
     p.add_argument("--seed", type=int, default=0, help="which images are picked")
     p.set_defaults(run=run)
 
@@ -34,7 +36,7 @@ def show_run(run_dir: Path, *, split: str = "test", n: int = 8, which: str = "be
     from weakseg.data.samplers import pool_indices
     from weakseg.errors import WeaksegError
     from weakseg.inference.load import load_run
-    from weakseg.inference.panels import method_panels, render_panels
+    from weakseg.inference.panels import MASK_LEGEND, method_panels, render_panels
 
     if n < 1:
         raise WeaksegError(f"--n must be >= 1, got {n}")
@@ -55,5 +57,7 @@ def show_run(run_dir: Path, *, split: str = "test", n: int = 8, which: str = "be
                                    threshold=run.cfg.eval.threshold, value_range=run.data.value_range_display)
     out = Path(run_dir) / "pictures"
     title = f"{run.cfg.method} on {run.cfg.data.preset or run.cfg.data.name} ({split}, {which} @ step {run.checkpoint['step']})"
-    return [render_panels(p_cols, out / f"{split}_P.png", title=title + ": P images"),
-            render_panels(a_cols, out / f"{split}_A.png", title=title + ": A images")]
+    return [render_panels(p_cols, out / f"{split}_P.png", title=title + ": P images (with the object)",
+                          legend=MASK_LEGEND),
+            render_panels(a_cols, out / f"{split}_A.png", title=title + ": A images (healthy, no object)",
+                          legend=MASK_LEGEND)]

@@ -47,7 +47,29 @@ def resolve_config_path(name: str | os.PathLike[str]) -> Path:
         if c.is_file():
             return c
     raise WeaksegError(f"config file {str(name)!r} not found (also looked in {configs_root()}); "
-                       "pass a YAML path such as configs/mnist/mnist48_simple_seg_only.yaml")
+                       + closest_config_hint(name))
+
+
+def closest_config_hint(name: str | os.PathLike[str]) -> str:
+    """"did you mean configs/...?" with the ready-made config nearest to ``name`` (difflib), or the list's start."""
+    root = configs_root()
+    # presets/ and shared fragments (folders starting with "_", e.g. mnist/_methods/) are not configs to train
+    known = sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml")
+                   if not any(part == "presets" or part.startswith("_")
+                              for part in p.relative_to(root).parts[:-1])) if root.is_dir() else []
+    if not known:
+        return "pass the path of a YAML config file"
+    typed = Path(name).as_posix().removesuffix(".yaml").removesuffix(".yml")
+    typed = typed.split("configs/", 1)[-1]
+    by_stem = {k.rsplit("/", 1)[-1]: k for k in known}
+    match = (difflib.get_close_matches(typed, known, n=1, cutoff=0.6)
+             or [by_stem[m] for m in difflib.get_close_matches(Path(typed).name, by_stem, n=1, cutoff=0.6)])
+    shown = root.name if root.parent == Path(__file__).resolve().parents[3] else str(root)
+    if match:
+        return f"did you mean {shown}/{match[0]}.yaml?"
+    folders = sorted({k.split("/", 1)[0] for k in known if "/" in k})
+    return (f"pass a YAML path such as {shown}/{known[0]}.yaml (ready-made configs are in {shown}/"
+            f"{{{','.join(folders)}}}/)")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -202,25 +224,48 @@ class ConfigProblems(WeaksegError):
 
 
 def _build(cls: type, raw: Mapping[str, Any], where: str = "") -> Any:
+    problems: list[str] = []
+    built = _build_lenient(cls, raw, where, problems)
+    if problems:
+        raise ConfigProblems(problems)
+    return built
+
+
+def _build_lenient(cls: type, raw: Mapping[str, Any], where: str, problems: list[str]) -> Any:
+    """``cls`` from ``raw``, every bad key or value appended to ``problems`` and left at its default.
+
+    Building on past a bad value lets the range checks run on everything else, so one message lists every
+    problem of the config, type and range alike.
+    """
     types_ = _field_types(cls)
-    kwargs, problems = {}, []
+    kwargs = {}
     for key, value in raw.items():   # collect every bad key and value, not just the first
         try:
             if key not in types_:
                 raise _unknown_key_error(where, str(key), list(types_))
-            kwargs[key] = _coerce(value, types_[key], where + key)
+            tp = types_[key]
+            if dataclasses.is_dataclass(tp) and isinstance(value, Mapping):
+                kwargs[key] = _build_lenient(tp, value, f"{where}{key}.", problems)
+            else:
+                kwargs[key] = _coerce(value, tp, where + key)
         except ConfigProblems as err:
             problems += err.problems
         except WeaksegError as err:
             problems.append(str(err))
-    if problems:
-        raise ConfigProblems(problems)
     return cls(**kwargs)
 
 
 def config_from_dict(raw: Mapping[str, Any]) -> Config:
-    """Validate a plain dict (unknown keys and wrong types raise ``WeaksegError``)."""
-    return _build(Config, raw)
+    """Validate a plain dict: unknown keys, wrong types and, when any of those exist, the ranges of the rest.
+
+    Every problem is raised at once (``ConfigProblems``); the range checks of a config without type problems
+    are ``validate_config``'s (called by ``load_config``).
+    """
+    problems: list[str] = []
+    cfg = _build_lenient(Config, raw, "", problems)
+    if problems:
+        raise ConfigProblems(problems + config_problems(cfg))
+    return cfg
 
 
 #: Keys added after runs had been stored, with the value that reproduces what those runs did.
@@ -272,6 +317,13 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: Sequence[
 
 def validate_config(cfg: Config) -> None:
     """Range checks that need no data; every problem is reported at once, before any work is done."""
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigProblems(problems)
+
+
+def config_problems(cfg: Config) -> list[str]:
+    """The range problems of a well-typed config (values that need no data to check), one line each."""
     problems: list[str] = []
     m = cfg.data.mnist
     if not 0.0 < m.labeled_fraction <= 1.0:
@@ -305,8 +357,7 @@ def validate_config(cfg: Config) -> None:
         problems.append(f"model.width must be > 0, got {cfg.model.width}")
     if cfg.eval.checkpoint not in ("best", "last"):
         problems.append(f"eval.checkpoint must be 'best' or 'last', got {cfg.eval.checkpoint!r}")
-    if problems:
-        raise ConfigProblems(problems)
+    return problems
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

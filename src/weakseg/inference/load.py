@@ -32,6 +32,12 @@ def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
     if not run_dir.is_dir():
         raise WeaksegError(f"run folder {run_dir} does not exist; pass the --out folder of a weakseg train run")
     path = run_dir / "checkpoints" / f"{which}.pt"
+    if not (run_dir / "checkpoints").is_dir() and not (run_dir / "config.yaml").is_file():
+        holds = " (it holds YAML configs: train one first, e.g. weakseg train " \
+                "configs/mnist/mnist48_simple_seg_only.yaml --out runs/mnist48_simple_seg_only)" \
+            if any(run_dir.glob("*.yaml")) or any(run_dir.glob("*/*.yaml")) else ""
+        raise WeaksegError(f"{run_dir}: no checkpoint {path.name}: not a run folder (no checkpoints/ inside)"
+                           f"{holds}; pass the --out folder of a weakseg train run, e.g. runs/mnist48_simple_seg_only")
     if not path.is_file():
         other = run_dir / "checkpoints" / ("last.pt" if which == "best" else "best.pt")
         hint = f"; {other.name} exists: use --checkpoint {other.stem}" if other.is_file() else \

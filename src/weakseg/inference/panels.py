@@ -7,14 +7,37 @@ through ``Method.panels``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-CELL = 2  # each image pixel is drawn as a CELL x CELL block for readable small images
+# Mask comparison colours (RGB), shared by the overlay and the legend drawn inside the picture.
+HIT, FALSE_POSITIVE, MISSED = (40, 200, 40), (220, 40, 40), (40, 90, 230)
+MASK_LEGEND: tuple[tuple[str, tuple[int, int, int] | None], ...] = (
+    ("hit: predicted and in the ground truth", HIT),
+    ("false positive: predicted, not in the ground truth (any pixel on an A image)", FALSE_POSITIVE),
+    ("missed: in the ground truth, not predicted", MISSED),
+    ("prob: predicted probability, black 0 to white 1", None),
+)
+FONT_SIZE = 15          # pixels; PIL's built-in bitmap font (about 8 px) was unreadable in a README
+STRETCH_BELOW = 0.1     # a panel spanning less than this share of its display window is contrast-stretched
+
+
+def _cell(h: int, w: int) -> int:
+    """Pixels per image pixel: small images (MNIST-48) are drawn larger."""
+    return 3 if max(h, w) <= 48 else 2
+
+
+def _font(size: int = FONT_SIZE) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)      # FreeType build of Pillow >= 10.1: a scalable font
+    except (TypeError, ImportError, OSError):
+        return ImageFont.load_default()
 
 
 def _to_gray(img: Tensor, lo: float, hi: float) -> np.ndarray:
@@ -30,29 +53,67 @@ def _overlay(pred: Tensor, ref: Tensor | None) -> np.ndarray:
     p = pred[0].bool().cpu().numpy()
     r = ref[0].bool().cpu().numpy() if ref is not None else np.zeros_like(p)
     out = np.zeros((*p.shape, 3), dtype=np.uint8)
-    out[p & r] = (40, 200, 40)
-    out[p & ~r] = (220, 40, 40)
-    out[~p & r] = (40, 90, 230)
+    out[p & r] = HIT
+    out[p & ~r] = FALSE_POSITIVE
+    out[~p & r] = MISSED
     return out
 
 
-def render_panels(columns: dict[str, list[np.ndarray]], path: str | Path, *, title: str = "") -> Path:
-    """Draw named columns of equally sized RGB images into one PNG (rows = samples)."""
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Any, width: int) -> list[str]:
+    """Greedy word wrap of ``text`` to ``width`` pixels (a word longer than the width gets its own line)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and draw.textlength(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] += f" {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def render_panels(columns: dict[str, list[np.ndarray]], path: str | Path, *, title: str = "",
+                  legend: Sequence[tuple[str, tuple[int, int, int] | None]] = ()) -> Path:
+    """Draw named columns of equally sized RGB images into one PNG (rows = samples).
+
+    Column names wrap over as many lines as they need; ``legend`` entries (text, colour swatch or None) are
+    drawn under the images, so the picture explains itself wherever it is shown.
+    """
     names = list(columns)
     n_rows = len(columns[names[0]])
     h, w = columns[names[0]][0].shape[:2]
-    h, w = h * CELL, w * CELL
-    pad, head = 4, 28 if title else 16
-    canvas = Image.new("RGB", (len(names) * (w + pad) + pad, head + n_rows * (h + pad) + pad), "white")
+    cell = _cell(h, w)
+    h, w = h * cell, w * cell
+    pad = 6
+    font = _font()
+    line = FONT_SIZE + 4
+    width = len(names) * (w + pad) + pad
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    title_lines = _wrap(probe, title, font, width - 2 * pad) if title else []
+    headers = [_wrap(probe, name, font, w) for name in names]
+    head = pad + len(title_lines) * line + (pad if title_lines else 0) + max(len(x) for x in headers) * line
+    legend_lines = [(_wrap(probe, text, font, width - 2 * pad - (line if colour else 0)), colour)
+                    for text, colour in legend]
+    foot = (pad + sum(len(lines) for lines, _ in legend_lines) * line) if legend_lines else 0
+    canvas = Image.new("RGB", (width, head + n_rows * (h + pad) + pad + foot), "white")
     draw = ImageDraw.Draw(canvas)
-    if title:
-        draw.text((pad, 2), title, fill="black")
+    for k, text in enumerate(title_lines):
+        draw.text((pad, pad + k * line), text, fill="black", font=font)
+    top = head - max(len(x) for x in headers) * line
     for j, name in enumerate(names):
         x0 = pad + j * (w + pad)
-        draw.text((x0, head - 13), name[: max(4, w // 6)], fill="black")
+        for k, text in enumerate(headers[j]):
+            draw.text((x0, top + k * line), text, fill="black", font=font)
         for i, arr in enumerate(columns[name]):
             tile = Image.fromarray(arr).resize((w, h), Image.NEAREST)
             canvas.paste(tile, (x0, head + i * (h + pad)))
+    y = head + n_rows * (h + pad) + pad
+    for lines, colour in legend_lines:
+        x = pad
+        if colour is not None:
+            draw.rectangle((pad, y + 2, pad + line - 6, y + line - 4), fill=colour, outline="black")
+            x += line
+        for text in lines:
+            draw.text((x, y), text, fill="black", font=font)
+            y += line
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.png")
@@ -73,14 +134,36 @@ def prediction_columns(images: Tensor, probs: Tensor, masks: Tensor | None, *, t
     return cols
 
 
+def display_window(images: Tensor, lo: float, hi: float, *, centred: bool = False) -> tuple[float, float, bool]:
+    """The grey-level window of a panel column: [lo, hi], or the column's own range when it is faint.
+
+    A column whose values span less than ``STRETCH_BELOW`` of the window (e.g. a reconstruction decoder that
+    outputs about 0 everywhere) would draw as one flat grey or black; it is stretched to its own min..max
+    (symmetric about 0 when ``centred``) and the column title says so. A constant column stays flat.
+    Returns (lo, hi, stretched).
+    """
+    x = images.detach().float()
+    mn, mx = float(x.min()), float(x.max())
+    if centred:
+        top = max(abs(mn), abs(mx))
+        if 0 < 2 * top < STRETCH_BELOW * (hi - lo):
+            return -top, top, True
+        return -(hi - lo) / 2, (hi - lo) / 2, False
+    if 0 < mx - mn < STRETCH_BELOW * (hi - lo) or mn >= hi or mx <= lo:
+        return (mn, mx, True) if mx > mn else (lo, hi, False)
+    return lo, hi, False
+
+
 def extra_columns(panels: dict[str, Tensor], *, lo: float, hi: float) -> dict[str, list[np.ndarray]]:
-    """Method-specific images (translations in image range, residuals centred on 0)."""
+    """Method-specific images (translations, reconstructions in image range, residuals centred on 0).
+
+    A faint column is contrast-stretched (``display_window``) and its name gives the stretched range.
+    """
     cols = {}
     for name, imgs in panels.items():
-        if "residual" in name:
-            cols[name] = [_to_gray(x, -(hi - lo) / 2, (hi - lo) / 2) for x in imgs]
-        else:
-            cols[name] = [_to_gray(x, lo, hi) for x in imgs]
+        a, b, stretched = display_window(imgs, lo, hi, centred="residual" in name)
+        title = f"{name} (stretched: {a:.2g} black to {b:.2g} white)" if stretched else name
+        cols[title] = [_to_gray(x, a, b) for x in imgs]
     return cols
 
 

@@ -9,14 +9,34 @@
 
 from __future__ import annotations
 
-from weakseg.metrics.counts import confusion_counts, confusion_counts_numpy
-from weakseg.metrics.dice import dice_from_counts, iou_from_counts
-from weakseg.metrics.distance import assd, hd95, volume_diagonal_mm
-from weakseg.metrics.image_level import ImageSetMetrics
-from weakseg.metrics.jsonio import atomic_write_json, json_safe
-from weakseg.metrics.policy import EmptyCasePolicy
-from weakseg.metrics.score_folder import score_folders
-from weakseg.metrics.summary import CaseToScore, score_cases, summary_csv, write_summary
+import importlib
+from typing import Any
+
+# Submodule of each public name. Imported on first use (PEP 562) so that ``weakseg.metrics.jsonio`` and
+# friends stay light: the CLI's parser reaches them, and ``distance`` pulls MONAI (seconds of import time).
+_WHERE = {
+    "confusion_counts": "counts", "confusion_counts_numpy": "counts",
+    "dice_from_counts": "dice", "iou_from_counts": "dice",
+    "assd": "distance", "hd95": "distance", "volume_diagonal_mm": "distance",
+    "ImageSetMetrics": "image_level",
+    "atomic_write_json": "jsonio", "json_safe": "jsonio",
+    "EmptyCasePolicy": "policy",
+    "score_folders": "score_folder",
+    "CaseToScore": "summary", "score_cases": "summary", "summary_csv": "summary", "write_summary": "summary",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"weakseg.metrics.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'weakseg.metrics' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = [
     "CaseToScore",

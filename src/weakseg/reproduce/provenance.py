@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 import weakseg
 
 
@@ -29,6 +27,8 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
 
 
 def machine() -> dict[str, Any]:
+    import torch     # here, not at module level: the CLI's parser imports this module and must stay fast
+
     info = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}

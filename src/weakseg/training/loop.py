@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from weakseg.config.io import diff_configs, dump_yaml, to_dict, upgrade_stored_config
 from weakseg.config.schema import Config
@@ -39,6 +38,7 @@ from weakseg.training.distributed import World
 from weakseg.training.faults import FaultGuard          # reliab hook
 from weakseg.training.logging import RunLogger, flatten_scalars
 from weakseg.training.seed import capture_rng, restore_rng, seed_everything
+from weakseg.training.progress import progress_bar
 from weakseg.training.signals import StopRequest        # reliab hook
 
 _log = logging.getLogger("weakseg")
@@ -385,8 +385,10 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
     sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}                  # terms may be absent in some steps (no labelled image)
     last_valid: dict[str, Any] = {}
-    hide = True if not world.is_main else (None if progress is None else not progress)   # None: tqdm decides (tty)
-    bar = tqdm(total=cfg.train.steps, initial=start, disable=hide, desc=f"{cfg.method}", dynamic_ncols=True)
+    # None: a bar on a terminal, progress lines (steps/s, ETA) in a log file; other ranks stay quiet
+    bar = progress_bar(total=cfg.train.steps, initial=start, desc=cfg.method,
+                       show=False if not world.is_main else progress)
+    finished, reached = False, start
     pin, channels_last = cfg.train.pin_memory, cfg.train.channels_last
     guard = FaultGuard(cfg, method, paths.last)           # reliab hook: rollback after repeated skips
     stop = StopRequest().install()                        # reliab hook: SIGTERM/SIGINT -> checkpoint, exit
@@ -403,14 +405,15 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
             for key, value in logs.items():     # summed on device: no host sync per step
                 sums[key] = sums.get(key, 0) + value.detach().float()
                 counts[key] = counts.get(key, 0) + 1
-            done = step + 1
+            done = reached = step + 1
             bar.update(1)
 
             if done % cfg.train.log_every == 0 or done == cfg.train.steps:
                 ctx.check_pending()
                 means = distributed.reduce_means(sums, counts, world)   # over every rank's share
                 logger.scalars(done, "train", means | {"skipped_updates": ctx.skipped})
-                bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(means.items())[:4]})
+                bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(means.items())[:4]},
+                                refresh=False)          # shown at the next redraw: log files get one line per 30 s
                 sums, counts = {}, {}
 
             if done % cfg.train.eval_every == 0 or done == cfg.train.steps:
@@ -425,11 +428,15 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
                 ctx.check_pending()
                 stop.stop(done, lambda: (save(paths.last, done, best), paths.last)[1])
         distributed.barrier(world)              # rank 0's last checkpoint is written before anyone returns
+        finished = True
     finally:
         stop.restore()                                    # reliab hook
         bar.close()
         wall = time.time() - t0
-        logger.info(f"stopped after {wall:.1f} s")
+        # "stopped after" read like an interruption even when every step had run
+        logger.info(f"finished {cfg.method}: {cfg.train.steps} steps in {wall:.1f} s" + (
+            f" (resumed at step {start})" if start else "") if finished else
+            f"stopped at step {reached} of {cfg.train.steps} after {wall:.1f} s")
         logger.close()
     if world.is_main and best is None and not paths.best.exists() and paths.last.exists():
         # No finite validation value ever: best is the last state, said so in the summary.

@@ -25,11 +25,15 @@ HANDLED_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
 class TrainingInterrupted(Exception):
     """Training stopped on a signal after writing a resumable checkpoint."""
 
-    def __init__(self, signum: int, step: int, checkpoint: Path) -> None:
+    def __init__(self, signum: int, step: int, checkpoint: Path, *,
+                 hint: str = "continue with the same command plus --resume") -> None:
         self.signum, self.step, self.checkpoint = int(signum), int(step), Path(checkpoint)
         name = signal.Signals(self.signum).name
-        super().__init__(f"stopped by {name} after step {step}; checkpoint written to {checkpoint}; "
-                         "continue with the same command plus --resume")
+        super().__init__(f"stopped by {name} after step {step}; checkpoint written to {checkpoint}; {hint}")
+
+    def with_hint(self, hint: str) -> TrainingInterrupted:
+        """The same stop with another way to continue (a command that resumes by itself, e.g. weakseg demo)."""
+        return TrainingInterrupted(self.signum, self.step, self.checkpoint, hint=hint)
 
     @property
     def exit_code(self) -> int:
