@@ -35,9 +35,12 @@ CUDA_PARTS = {"gpu_tests", "nccl"}
 def dry(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """One dry run of the whole suite, then a second call that continues the full run from the exported files."""
     tmp = tmp_path_factory.mktemp("dry")
-    code = suite.main(["--dry-run", "--out", str(tmp), "--full-run-out", str(tmp / "carry1")])
+    # A generous suite budget: the dry run checks code paths, and a busy machine must not skip parts
+    # (the full run keeps its own cap, the profile's full_run_max_s).
+    roomy = ["--budget", "900", "--deadline", "1000"]
+    code = suite.main(["--dry-run", *roomy, "--out", str(tmp), "--full-run-out", str(tmp / "carry1")])
     first = json.loads((tmp / "gpu_suite_dry.json").read_text())
-    code2 = suite.main(["--dry-run", "--parts", "full_run", "--out", str(tmp / "second"),
+    code2 = suite.main(["--dry-run", *roomy, "--parts", "full_run", "--out", str(tmp / "second"),
                         "--full-run-from", str(tmp / "carry1"), "--full-run-out", str(tmp / "carry2")])
     second = json.loads((tmp / "second" / "gpu_suite_dry.json").read_text())
     return {"code": code, "rec": first, "code2": code2, "second": second, "tmp": tmp}
