@@ -76,4 +76,4 @@ def test_quick2_smiler_keys_reach_only_the_smiler_runs(tmp_path: Path) -> None:
     for key, spec in specs.items():
         has = any(o.startswith("smiler.") for o in spec.overrides)
         assert has == (spec.method in ("smiler", "smiler_mc")), key
-    assert "smiler.round_steps=1000" in specs["alpha0.7/fold0/smiler_mc/seed0"].overrides
+    assert "smiler.round_steps=500" in specs["alpha0.7/fold0/smiler_mc/seed0"].overrides
