@@ -89,7 +89,7 @@ def test_disk_full_during_checkpoint_keeps_previous(tmp_path, trained, monkeypat
             return real_replace(src, dst, *a, **k)
 
         monkeypatch.setattr(checkpoint.os, "replace", replace)
-    assert train(tmp_path, trained, "--resume", steps=6) == 2
+    assert train(tmp_path, trained, "--resume", "--set", "train.steps=6") == 2
     line = one_error_line(capsys)
     assert "last.pt: cannot write checkpoint (No space left on device)" in line or \
         "best.pt: cannot write checkpoint (No space left on device)" in line
@@ -109,7 +109,7 @@ def test_read_only_output_patched_writer(tmp_path, trained, monkeypatch, capsys)
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
     monkeypatch.setattr(checkpoint, "open", denied, raising=False)
-    assert train(tmp_path, trained, "--resume", steps=6) == 2
+    assert train(tmp_path, trained, "--resume", "--set", "train.steps=6") == 2
     line = one_error_line(capsys)
     assert "cannot write checkpoint (Permission denied)" in line and "make the folder writable" in line
     monkeypatch.undo()
@@ -148,11 +148,22 @@ def test_damaged_checkpoint_on_resume_and_evaluate(tmp_path, trained, capsys, da
         path = trained / "checkpoints" / name
         raw = path.read_bytes()
         path.write_bytes({"truncated": raw[: len(raw) // 2], "empty": b"", "garbage": os.urandom(500)}[damage])
-    assert train(tmp_path, trained, "--resume", steps=6) == 2
+    assert train(tmp_path, trained, "--resume", "--set", "train.steps=6") == 2
     line = one_error_line(capsys)
     assert "last.pt: cannot read checkpoint" in line and "damaged" in line
     assert main(["evaluate", str(trained)]) == 2
-    assert "best.pt: cannot read checkpoint" in one_error_line(capsys)
+    line = one_error_line(capsys)
+    assert "best.pt: cannot read checkpoint" in line and "last.pt is missing or damaged too" in line
+
+
+def test_damaged_best_checkpoint_names_checkpoint_last(tmp_path, trained, capsys) -> None:
+    best = trained / "checkpoints" / "best.pt"
+    best.write_bytes(best.read_bytes()[:100])
+    capsys.readouterr()
+    assert main(["evaluate", str(trained)]) == 2
+    line = one_error_line(capsys)
+    assert "best.pt: cannot read checkpoint" in line and "use the other checkpoint with --checkpoint last" in line
+    assert main(["evaluate", str(trained), "--checkpoint", "last"]) == 0
 
 
 def test_checkpoint_from_another_version_warns(tmp_path, trained, caplog) -> None:

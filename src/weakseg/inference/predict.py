@@ -243,8 +243,7 @@ def predict_folder(
     from weakseg.config.io import config_from_dict, upgrade_stored_config   # noqa: PLC0415
     from weakseg.data.registry import DataBundle   # noqa: PLC0415
     from weakseg.inference.evaluate import evaluate_image_set   # noqa: PLC0415
-    from weakseg.inference.load import checkpoint_path, load_run   # noqa: PLC0415
-    from weakseg.training.checkpoint import load_checkpoint   # noqa: PLC0415
+    from weakseg.inference.load import load_run, read_run_checkpoint   # noqa: PLC0415
 
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -254,8 +253,8 @@ def predict_folder(
         raise WeaksegError(f"--batch-size {batch_size}: give a positive number of slices")
     if out_dir.exists() and not overwrite:
         raise WeaksegError(f"{out_dir}: already exists; choose another output folder or pass --overwrite")
-    ckpt_file = checkpoint_path(run_dir, checkpoint)
-    cfg = config_from_dict(upgrade_stored_config(load_checkpoint(ckpt_file)["config"]))
+    ckpt_file, payload = read_run_checkpoint(run_dir, checkpoint)
+    cfg = config_from_dict(upgrade_stored_config(payload["config"]))
     conv_root, index = _brats_preprocessing(cfg, converted)
     channels = tuple(index["channel_names"])
     opts = index["options"]

@@ -38,6 +38,7 @@ from weakseg.training.context import StepContext, amp_dtype, resolve_device
 from weakseg.training.distributed import World
 from weakseg.training.faults import FaultGuard          # reliab hook
 from weakseg.training.logging import RunLogger, flatten_scalars
+from weakseg.training.resume import append_history, config_changes
 from weakseg.training.seed import capture_rng, restore_rng, seed_everything
 from weakseg.training.signals import StopRequest        # reliab hook
 
@@ -250,6 +251,10 @@ def _load_for_resume(cfg: Config, paths: RunPaths, resume: bool) -> dict[str, An
     """Rank 0's checks of the run folder; returns the checkpoint to resume from (or None)."""
     if resume:
         if not paths.last.is_file():
+            if paths.config.is_file():       # started, then stopped before its first checkpoint: start over
+                _log.info(f"--resume: {paths.root} has no checkpoint yet (stopped before step "
+                          f"{cfg.train.checkpoint_every}); starting it from step 0 with its stored config")
+                return None
             raise WeaksegError(f"--resume: no checkpoint at {paths.last}; start without --resume")
         ckpt = load_checkpoint(paths.last)
         stored = upgrade_stored_config(ckpt["config"])         # keys added since the run was stored
@@ -280,22 +285,26 @@ def _on_main(world: World, fn: Any, *args: Any) -> Any:
     return result
 
 
-def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
+def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None,
+        history: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir``; returns a summary (steps, best, wall time, last validation).
 
-    Launched by ``torchrun``, each process calls this with the same arguments: rank 0 writes ``run_dir``.
+    ``history``: fields added to this start's line of ``RUN/config_history.jsonl`` (e.g. the ``--set``
+    list); the line always holds the event, the start step and the config keys changed since the
+    checkpoint resumed from. Launched by ``torchrun``, each process calls this with the same arguments:
+    rank 0 writes ``run_dir``.
     """
     paths = RunPaths(Path(run_dir))
     check_speed_options(cfg)
     world, device = distributed.init_distributed(resolve_device(cfg.train.device))
     try:
-        return _fit(cfg, paths, world, device, resume=resume, progress=progress)
+        return _fit(cfg, paths, world, device, resume=resume, progress=progress, history=history)
     finally:
         distributed.teardown(world)
 
 
 def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, resume: bool,
-         progress: bool | None) -> dict[str, Any]:
+         progress: bool | None, history: dict[str, Any] | None = None) -> dict[str, Any]:
     if cfg.train.batch_size % world.world_size:
         raise WeaksegError(f"train.batch_size={cfg.train.batch_size} is the global batch and must divide by the "
                            f"{world.world_size} processes; use a multiple of {world.world_size}")
@@ -332,7 +341,15 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
         paths.root.mkdir(parents=True, exist_ok=True)
         (paths.root / "checkpoints").mkdir(exist_ok=True)
         dump_yaml(cfg, paths.config)
+        changes = config_changes(upgrade_stored_config(ckpt["config"]), to_dict(cfg)) if ckpt else {}
+        append_history(paths.root, {"event": "resume" if ckpt else "start", "step": start,
+                                    "steps": cfg.train.steps, **(history or {}), "changes": changes})
+    else:
+        changes = {}
     logger: RunLogger | _SilentLogger = RunLogger(paths.root) if world.is_main else _SilentLogger()
+    if changes:
+        logger.info("resumed with changes: " + "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new)
+                                                         in changes.items()))
     where = f"{device}" + (f" x {world.world_size} processes (global batch {cfg.train.batch_size})"
                            if world.enabled else "")
     logger.info(f"{'resuming' if ckpt else 'starting'} {cfg.method} at step {start}/{cfg.train.steps} on {where}; "
