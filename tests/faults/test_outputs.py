@@ -340,3 +340,45 @@ def test_every_config_problem_in_one_message(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "3 config problems" in err and "train.steps must be >= 1" in err and "train.amp must be" in err
     assert "model.width must be > 0" in err and not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------------------ destinations checked first
+def _deny_probe(monkeypatch) -> None:
+    """Permission denied on the destination's parent (simulated: root ignores chmod)."""
+    import weakseg.fsutil as fsutil
+
+    real = Path.mkdir
+
+    def mkdir(self, *a, **k):
+        if ".probe-" in self.name:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(fsutil.Path, "mkdir", mkdir)
+
+
+@pytest.mark.parametrize("source", ["brats", "nnunet"])
+def test_convert_into_unwritable_destination_fails_before_reading(tmp_path, clean_brats, monkeypatch,  # noqa: F811
+                                                                   capsys, source) -> None:
+    """It used to convert every subject first and then fail with a 'free disk space' hint."""
+    import weakseg.data.brats_dataset as brats_dataset
+    import weakseg.data.formats.nnunet_raw as nnunet_raw
+
+    read = []
+    monkeypatch.setattr(brats_dataset, "find_brats_subjects", lambda *a, **k: read.append(1))
+    monkeypatch.setattr(nnunet_raw, "read_dataset_json", lambda *a, **k: read.append(1))
+    _deny_probe(monkeypatch)
+    capsys.readouterr()
+    dst = tmp_path / "ro" / "conv"
+    assert main(["convert", source, str(clean_brats), str(dst), *(["--no-progress"] if source == "brats" else [])]) == 2
+    line = one_error_line(capsys)
+    assert f"cannot write into {dst.parent} (Permission denied)" in line and "make the folder writable" in line
+    assert "nothing was read or written yet" in line and "free disk space" not in line
+    assert not read and not dst.exists() and not list(dst.parent.iterdir())
+
+
+def test_convert_destination_under_a_file(tmp_path, clean_brats, capsys) -> None:  # noqa: F811
+    (tmp_path / "file").write_text("x")
+    capsys.readouterr()
+    assert main(["convert", "brats", str(clean_brats), str(tmp_path / "file" / "conv"), "--no-progress"]) == 2
+    assert f"cannot write into {tmp_path / 'file'}" in one_error_line(capsys)
