@@ -397,6 +397,7 @@ class BratsSliceSet:
             raise WeaksegError(f"include {include!r}: use 'pa' or 'all'")
         self.root = Path(root)
         self.split = split
+        self.include = include
         self.index = read_index(self.root)
         self.channel_names = tuple(self.index["channel_names"])
         self.patients = tuple(self.index["splits"][split]["patients"])

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from weakseg.config.io import diff_configs, dump_yaml, to_dict, upgrade_stored_config
 from weakseg.config.schema import Config
+from weakseg.data.augment import build_augment
 from weakseg.data.batch import Batch
 from weakseg.data.datasets import TensorSampleSet
 from weakseg.data.mixing import MixedStream
@@ -49,7 +50,8 @@ _log = logging.getLogger("weakseg")
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
                      "train.device", "eval.batch_size", "eval.checkpoint", "train.compile", "train.compile_mode",
                      "train.compile_backend", "train.channels_last", "train.pin_memory", "data.on_device",
-                     "train.nonfinite", "train.max_skipped", "train.max_rollbacks")   # reliab: fault policy
+                     "train.nonfinite", "train.max_skipped", "train.max_rollbacks",   # reliab: fault policy
+                     "data.brats.volume_every", "data.brats.volume_patients")        # what validation scores
 ON_DEVICE_SHARE = 0.25          # data.on_device=auto moves in-memory sets when they take < 1/4 of GPU memory
 
 
@@ -233,6 +235,14 @@ def _state(method: Method, streams: dict[str, BatchStream], ctx: StepContext, cf
     }
 
 
+def _volumes_due(data: DataBundle, cfg: Config, done: int) -> bool:
+    """Volume validation at every ``volume_every``-th evaluation and at the last step."""
+    every = data.volume_every
+    if data.evaluate_volumes is None or every <= 0:
+        return False
+    return (done // cfg.train.eval_every) % every == 0 or done == cfg.train.steps
+
+
 def _undefined(valid: dict[str, Any], name: str) -> bool:
     """True when the validation metric ``name`` is reported without a value this time (None)."""
     value = valid.get(name, 0.0)
@@ -336,6 +346,7 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
     distributed.broadcast_parameters(method.models.values(), world)   # every rank starts from rank 0's weights
     _fork_rng(cfg, ctx, world, start)
     speed = apply_speed_switches(cfg, method, device)
+    augment = build_augment(cfg)             # seeded per (step, stream, rank): nothing to store for resume
 
     if world.is_main:
         paths.root.mkdir(parents=True, exist_ok=True)
@@ -356,6 +367,8 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
                 f"data {cfg.data.name}: {data.info}")
     n_params = {name: sum(p.numel() for p in m.parameters() if p.requires_grad) for name, m in method.models.items()}
     logger.info(f"trainable parameters: {n_params}")
+    if augment is not None:
+        logger.info(f"training augmentation on {device} (genseg.md §10.2): {augment.describe()}")
     if moved or speed:
         logger.info(f"speed: splits on {device}: {moved or 'none'}; {', '.join(speed) or 'eager'}; "
                     f"autocast {ctx.dtype or 'off'}")
@@ -372,10 +385,17 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
             valid = data.evaluate(method.segment, data.split("valid"), cfg, device)
             if method.diagnose is not None:      # e.g. translation health: logged beside the metrics
                 valid = {**valid, "translation": method.diagnose(data.split("valid"), cfg, device)}
+            if _volumes_due(data, cfg, done):    # whole validation volumes, as predict would score them
+                valid = {**valid, "volume": data.evaluate_volumes(method.segment, data.split("valid"), cfg, device)}
         logger.scalars(done, "valid", valid)
         flat = flatten_scalars(valid)
         metric = cfg.train.select_metric
         metric = f"{metric}/mean" if metric not in flat and f"{metric}/mean" in flat else metric
+        if metric not in flat and metric.startswith("volume/") and "volume" not in valid:
+            if data.evaluate_volumes is None:
+                raise WeaksegError(f"train.select_metric={cfg.train.select_metric!r}: this dataset has no volume "
+                                   "validation; choose a slice metric such as dice_soft_global")
+            return valid, best_              # volumes are scored every data.brats.volume_every evaluations
         if metric not in flat and _undefined(valid, cfg.train.select_metric):
             # e.g. organs at a high missing rate: no organ annotated in the validation volumes. Nothing to
             # select on; best.pt follows the last checkpoint until the metric is defined.
@@ -412,6 +432,10 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
             ctx.step = step
             batches = {name: _batch_to(next(s), device, pin=pin, channels_last=channels_last)
                        for name, s in streams.items()}
+            if augment is not None:             # after the move: on the GPU when training runs there
+                batches = {name: _batch_to(augment(b, step=step, stream=i, rank=world.rank), device, pin=False,
+                                           channels_last=channels_last)
+                           for i, (name, b) in enumerate(batches.items())}
             method.set_training(True)
             logs: dict[str, torch.Tensor] = {}
             for step_fn in method.steps:
