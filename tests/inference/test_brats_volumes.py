@@ -72,6 +72,8 @@ def test_volume_scores_equal_predict_on_the_nifti_files(brats, run) -> None:
     tp, fp, fn = (sum(c[k] for c in cases.values()) for k in ("tp", "fp", "fn"))
     assert vol["dice_pooled"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
     assert report["metrics"]["dice_soft_global"] is not None        # the slice level is still reported
+    train = evaluate_run(run, split="train", write=False)["metrics"]["volume"]
+    assert set(train) == {"note"} and "P and A slices only" in train["note"]
 
 
 def test_healthy_false_positives_are_counted(brats) -> None:

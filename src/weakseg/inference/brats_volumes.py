@@ -56,6 +56,8 @@ def evaluate_brats_volumes(segment: SegmentFn, data: Any, cfg: Config, device: t
     from weakseg.data.brats_dataset import BratsSliceSet   # noqa: PLC0415
     from weakseg.inference.predict import predict_slices   # noqa: PLC0415 (MONAI import on first use)
 
+    if data.split == "train":            # convert keeps only the P and A rows of training patients
+        return {"note": "not scored: the converted train split stores P and A slices only, not whole volumes"}
     t0 = time.perf_counter()
     full = data if getattr(data, "include", None) == "all" else BratsSliceSet(data.root, data.split, include="all")
     k, threshold = cfg.data.class_index, cfg.eval.threshold
