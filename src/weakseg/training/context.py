@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -120,8 +120,3 @@ class StepContext:
         first = int((~flags).nonzero()[0])
         step, _, terms = pending[first]
         self._fault(step, terms)
-
-
-def iter_params(models: Sequence[torch.nn.Module]) -> Iterator[torch.nn.Parameter]:
-    for m in models:
-        yield from m.parameters()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import pickle
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -223,8 +222,3 @@ def reduce_means(sums: dict[str, torch.Tensor], counts: dict[str, int], world: W
     dist.all_reduce(packed)
     values = packed.cpu().tolist()
     return {k: values[0][i] / values[1][i] for i, k in enumerate(keys) if values[1][i] > 0}
-
-
-def object_size(obj: Any) -> int:
-    """Pickled size in bytes (for log messages about broadcast checkpoints)."""
-    return len(pickle.dumps(obj))
