@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         row = time_steps(m, args.width, args.batch, args.device, args.rounds)
         steps.append(row)
         print(f"{m} (width {row['width']}, {row['streams']} x {row['batch_per_stream']} images): step "
-              f"{row['step_ms']} ms, with augmentation {row['step_with_augment_ms']} ms (+{100 * row['overhead']:.0f}%)")
+              f"{row['step_ms']} ms, with augmentation {row['step_with_augment_ms']} ms "
+              f"({100 * row['overhead']:+.0f}%)")
     out = record("bench_augment", device=str(device), augment_alone=alone, steps=steps,
                  seed=0, config="configs/presets/brats.yaml (data.brats.augment*)")
     path = RESULTS / f"bench_augment_{device.type}.json"

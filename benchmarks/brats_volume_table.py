@@ -65,7 +65,8 @@ def prepare(work: Path, labelled_fraction: float) -> Path:
     return conv
 
 
-def train(run: Path, method: str, conv: Path, seed: int, augment: bool, steps: int, eval_every: int) -> float:
+def train(run: Path, method: str, conv: Path, seed: int, augment: bool, steps: int, eval_every: int,
+          extra: list[str]) -> float:
     """Train (or resume, or reuse) one run; returns its wall time in seconds (0 when reused)."""
     last = run / "checkpoints" / "last.pt"
     if last.is_file():
@@ -77,7 +78,7 @@ def train(run: Path, method: str, conv: Path, seed: int, augment: bool, steps: i
            "--no-progress"]
     sets = [f"data.brats.root={conv}", f"data.brats.augment={str(augment).lower()}", f"train.seed={seed}",
             f"train.steps={steps}", f"train.eval_every={eval_every}", f"train.checkpoint_every={eval_every}",
-            "train.device=cpu", *SCALE]
+            "train.device=cpu", *SCALE, *extra]
     if last.is_file():
         cmd = [sys.executable, "-m", "weakseg", "train", "--out", str(run), "--resume", "--no-progress"]
         sets = []
@@ -119,8 +120,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [f"# Synthetic BraTS: slice vs volume scores, without / with augmentation ({meta['method']})", "",
              f"{N_SUBJECTS} synthetic subjects ({N_HEALTHY} tumour-free) of {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]} voxels; "
              f"test split: {meta['test_counts']}. {meta['steps']} steps per run, seeds {meta['seeds']}, scale "
-             f"`{' '.join(SCALE)}`, labelled fraction {meta['labelled_fraction']}. best.pt selected on "
-             "`volume/dice_pooled` of the validation volumes. Test scores of best.pt (and last.pt below). "
+             f"`{' '.join(SCALE + meta['extra_sets'])}`, labelled fraction {meta['labelled_fraction']}. "
+             "best.pt selected on `volume/dice_pooled` of the validation volumes. Test scores of best.pt (and last.pt below). "
              "Slice level: P and A hemisphere slices as in training; volume level: every slice of every test "
              "patient, predicted as `weakseg predict` does. Healthy FP voxels: predicted tumour voxels summed "
              "over the healthy test brains.", "",
@@ -132,7 +133,8 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         for r in rows:
             s = r["scores"][which]
             cells = [(METRICS[c][1].format(s[c]) if s[c] is not None else "n/a") for c in cols]
-            lines.append(f"| {'on' if r['augment'] else 'off'} | {r['seed']} | {s['step']} | " + " | ".join(cells) + " |")
+            lines.append(f"| {'on' if r['augment'] else 'off'} | {r['seed']} | {s['step']} | "
+                         + " | ".join(cells) + " |")
         lines += ["", f"## {which}.pt, mean ± std over seeds", "", "| augment | runs | " + " | ".join(cols) + " |",
                   "|---|---|" + "---|" * len(cols)]
         for aug in (False, True):
@@ -156,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labelled-fraction", type=float, default=0.3)
     p.add_argument("--work", type=Path, default=Path("/tmp/weakseg_brats_volume_table"))
     p.add_argument("--name", default="brats_volume_table", help="results/<name>.json and .md")
+    p.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                   help="more config overrides for every run, e.g. data.brats.augment_shift=0 (use another --work)")
     args = p.parse_args(argv)
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -165,13 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         for augment in (False, True):
             run = args.work / "runs" / f"{args.method}_aug{int(augment)}_s{seed}"
-            wall = train(run, args.method, conv, seed, augment, args.steps, args.eval_every)
+            wall = train(run, args.method, conv, seed, augment, args.steps, args.eval_every, args.extra)
             rows.append({"method": args.method, "seed": seed, "augment": augment, "run": str(run),
                          "train_seconds": round(wall, 1), "scores": score(run)})
             b = rows[-1]["scores"]["best"]
             print(f"seed {seed} augment {'on ' if augment else 'off'}: best step {b['step']}: "
                   + ", ".join(f"{c} {b[c]:.3f}" if b[c] is not None else f"{c} n/a" for c in METRICS), flush=True)
-    meta = {"method": args.method, "steps": args.steps, "seeds": args.seeds,
+    meta = {"method": args.method, "steps": args.steps, "seeds": args.seeds, "extra_sets": args.extra,
             "labelled_fraction": args.labelled_fraction, "test_counts": index["splits"]["test"]["counts"],
             "command": "OMP_NUM_THREADS=1 python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}
     out = record("brats_volume_table", config=f"configs/brats/brats_{args.method}.yaml", scale=SCALE,
