@@ -115,5 +115,15 @@ def test_volume_metric_without_volumes_is_an_error(tmp_path) -> None:
 
     cfg = load_config(None, ["data.name=toy", "method=toy", "train.steps=2", "train.eval_every=1",
                              "train.select_metric=volume/dice_pooled", "train.device=cpu", "train.batch_size=4"])
-    with pytest.raises(WeaksegError, match="no volume validation"):
+    with pytest.raises(WeaksegError, match="has no volume validation"):
         fit(cfg, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()                   # refused before any training step
+
+
+def test_negative_volume_settings_are_refused(brats) -> None:
+    from weakseg.data.registry import build_data
+    from weakseg.errors import WeaksegError
+
+    cfg = load_config("brats/brats_seg_only", [f"data.brats.root={brats / 'conv'}", "data.brats.volume_every=-1"])
+    with pytest.raises(WeaksegError, match="data.brats.volume_every must be >= 0, got -1"):
+        build_data(cfg)

@@ -40,6 +40,10 @@ def build_brats(cfg: Config) -> DataBundle:
     if not b.root:
         raise WeaksegError("data.brats.root is not set; run `weakseg convert brats SRC DST` and pass "
                            "--set data.brats.root=DST")
+    bad = [f"data.brats.{k} must be >= 0, got {getattr(b, k)}" for k in ("volume_every", "volume_patients")
+           if getattr(b, k) < 0]
+    if bad:
+        raise WeaksegError("; ".join(bad))
     index = read_index(b.root)
     splits = {"train": BratsSliceSet(b.root, "train", include="pa")}
     for s in ("valid", "test"):

@@ -322,6 +322,9 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
 
     seed_everything(cfg.train.seed)
     data = build_data(cfg)
+    if cfg.train.select_metric.startswith("volume/") and data.evaluate_volumes is None:
+        raise WeaksegError(f"train.select_metric={cfg.train.select_metric!r}: data.name={cfg.data.name!r} has no "
+                           "volume validation; choose a slice metric such as dice_soft_global")
     moved = move_data_to_device(cfg, data, device)
     method = build_method(cfg, data, device)
     streams = build_streams(cfg, data, method, world)
@@ -392,9 +395,6 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
         metric = cfg.train.select_metric
         metric = f"{metric}/mean" if metric not in flat and f"{metric}/mean" in flat else metric
         if metric not in flat and metric.startswith("volume/") and "volume" not in valid:
-            if data.evaluate_volumes is None:
-                raise WeaksegError(f"train.select_metric={cfg.train.select_metric!r}: this dataset has no volume "
-                                   "validation; choose a slice metric such as dice_soft_global")
             return valid, best_              # volumes are scored every data.brats.volume_every evaluations
         if metric not in flat and _undefined(valid, cfg.train.select_metric):
             # e.g. organs at a high missing rate: no organ annotated in the validation volumes. Nothing to
