@@ -2,10 +2,35 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+
+from weakseg.errors import WeaksegError
+
+
+def check_destination(dst: str | os.PathLike[str], *, verb: str, flag: str = "DST") -> None:
+    """Refuse, before any work, a destination whose parent folder cannot take a new folder.
+
+    Probes by creating (and removing) an empty folder beside ``dst``, where the writer's temporary folder
+    will go: permission bits lie to root and to some network filesystems, an actual write does not. A
+    missing parent is created (as the writer would).
+    """
+    dst = Path(dst)
+    parent = dst.parent
+    probe = parent / f".{dst.name}.probe-{os.getpid()}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as err:
+        what = err.strerror or type(err).__name__
+        fix = ("free disk space" if err.errno in (errno.ENOSPC, errno.EDQUOT)
+               else "make the folder writable")
+        raise WeaksegError(f"{verb}: cannot write into {parent} ({what}); {fix} or choose another {flag}; "
+                           "nothing was read or written yet") from None
 
 
 def swap_in_folder(tmp: Path, dst: Path) -> None:

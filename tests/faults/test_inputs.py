@@ -229,6 +229,135 @@ def test_converted_brats_truncated_and_nan(tmp_path, clean_brats, capsys) -> Non
     assert code == 2 and "1 row(s) with NaN/Inf pixels (first [2])" in err
 
 
+# ------------------------------------------------------- BraTS: inputs that used to give a silent wrong answer
+def _tumour_subject(root: Path) -> Path:
+    """The first HGG subject whose seg holds tumour."""
+    for folder in sorted((root / "HGG").iterdir()):
+        seg = next(folder.glob("*_seg.nii.gz"))
+        if np.asarray(nib.load(str(seg)).dataobj).any():
+            return folder
+    raise AssertionError("no tumour subject")
+
+
+def blank_images(folder: Path, where=None) -> None:
+    """Every modality 0 everywhere (``where`` None) or inside the boolean mask ``where``."""
+    for img in folder.glob("*.nii.gz"):
+        if img.name.endswith("_seg.nii.gz"):
+            continue
+        arr = np.asarray(nib.load(str(img)).dataobj).copy()
+        arr[...] = 0 if where is None else np.where(where, 0, arr)
+        rewrite(img, array=arr)
+
+
+def one_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("verb", ["check", "convert"])
+def test_brats_subject_without_brain_voxels(tmp_path, clean_brats, capsys, verb) -> None:
+    """Four blank modalities with a tumour in the seg passed check and convert (rc 0): the tumour vanished."""
+    root = tmp_path / "b"
+    shutil.copytree(clean_brats, root)
+    subject = _tumour_subject(root)
+    blank_images(subject)
+    if verb == "check":
+        code, _, err = run_check(capsys, str(root))
+    else:
+        code = main(["convert", "brats", str(root), str(tmp_path / "conv"), "--no-progress"])
+        err = capsys.readouterr().err
+        assert not (tmp_path / "conv").exists()
+    line = one_line(err)
+    assert code == 2 and f"subject {subject.name}" in line and "no brain voxels" in line
+    assert f"{subject.name}_flair.nii.gz" in line and "restore them from the source, or remove the case" in line
+
+
+@pytest.mark.parametrize("verb", ["check", "convert"])
+def test_brats_tumour_outside_the_brain(tmp_path, clean_brats, capsys, verb) -> None:
+    """Images masked where the seg has tumour (or a seg from another subject): tumour outside the brain."""
+    root = tmp_path / "b"
+    shutil.copytree(clean_brats, root)
+    subject = _tumour_subject(root)
+    seg_file = next(subject.glob("*_seg.nii.gz"))
+    blank_images(subject, where=np.asarray(nib.load(str(seg_file)).dataobj) > 0)
+    if verb == "check":
+        code, _, err = run_check(capsys, str(root))
+    else:
+        code = main(["convert", "brats", str(root), str(tmp_path / "conv"), "--no-progress"])
+        err = capsys.readouterr().err
+    line = one_line(err)
+    assert code == 2 and seg_file.name in line and "tumour voxels lie outside the brain" in line
+    assert "pair each seg with its own subject's images" in line
+
+
+def test_brats_few_tumour_voxels_outside_the_brain_are_tolerated(tmp_path, capsys) -> None:
+    """Skull stripping can leave a voxel or two of tumour outside the mask: below 1% that is not an error."""
+    root = tmp_path / "b"
+    write_synthetic_brats(root, n_subjects=2, n_lgg=0, shape=(32, 32, 12), n_tumour_free=0)   # > 100 voxels
+    subject = _tumour_subject(root)
+    seg = np.asarray(nib.load(str(next(subject.glob("*_seg.nii.gz")))).dataobj)
+    one = np.zeros(seg.shape, dtype=bool)
+    one[tuple(np.argwhere(seg > 0)[0])] = True                      # 1 of the tumour voxels
+    assert one.sum() <= 0.01 * (seg > 0).sum()
+    blank_images(subject, where=one)
+    assert run_check(capsys, str(root))[0] == 0
+
+
+@pytest.fixture(scope="module")
+def untrained_run(tmp_path_factory) -> Path:
+    """A BraTS seg_only run folder with an untrained checkpoint (predict needs weights, not good ones)."""
+    import torch
+
+    from weakseg.config import load_config
+    from weakseg.config.io import to_dict
+    from weakseg.data.brats_dataset import BratsConvertOptions
+    from weakseg.data.registry import DataBundle
+    from weakseg.inference.evaluate import evaluate_image_set
+    from weakseg.methods.registry import build_method
+    from weakseg.training.checkpoint import save_checkpoint
+
+    root = tmp_path_factory.mktemp("predict_run")
+    write_synthetic_brats(root / "src", n_subjects=2, n_lgg=0, naming="2020", shape=(16, 16, 8), n_tumour_free=0)
+    convert_brats(root / "src", root / "conv", options=BratsConvertOptions(proportions=(1, 0, 1)))
+    cfg = load_config("brats/brats_seg_only", [f"data.brats.root={root / 'conv'}", "model.width=0.0625",
+                                               "model.depth=2"])
+    method = build_method(cfg, DataBundle({}, ("tumour",), 4, evaluate_image_set), torch.device("cpu"))
+    save_checkpoint({"config": to_dict(cfg), "models": {k: m.state_dict() for k, m in method.models.items()}},
+                    root / "run" / "checkpoints" / "best.pt")
+    return root
+
+
+def test_predict_brats_subject_without_brain_voxels(tmp_path, untrained_run, capsys) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(untrained_run / "src", src)
+    subject = sorted(p for p in src.iterdir() if p.is_dir())[1]
+    blank_images(subject)
+    capsys.readouterr()
+    assert main(["predict", str(untrained_run / "run"), str(src), str(tmp_path / "pred"), "--no-progress"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"subject {subject.name}" in line and "no brain voxels" in line and "remove the case" in line
+    assert not (tmp_path / "pred").exists() and not list(tmp_path.glob("pred.tmp-*"))
+
+
+def test_predict_nnunet_case_without_brain_voxels(tmp_path, untrained_run, capsys) -> None:
+    """An imagesTs case whose channels are all 0 was written as an all-background prediction with rc 0."""
+    images = tmp_path / "imagesTs"
+    images.mkdir()
+    subject = sorted(p for p in (untrained_run / "src").iterdir() if p.is_dir())[0]
+    for i, m in enumerate(("flair", "t1ce", "t1", "t2")):
+        for case in ("good", "blank"):
+            shutil.copyfile(subject / f"{subject.name}_{m}.nii.gz", images / f"{case}_{i:04d}.nii.gz")
+            if case == "blank":
+                rewrite(images / f"{case}_{i:04d}.nii.gz",
+                        array=np.zeros(nib.load(str(images / f"{case}_{i:04d}.nii.gz")).shape, dtype=np.int16))
+    capsys.readouterr()
+    assert main(["predict", str(untrained_run / "run"), str(images), str(tmp_path / "pred"), "--no-progress"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "case blank" in line and "blank_0000.nii.gz" in line and "no brain voxels" in line
+    assert "(nothing written)" in line and not (tmp_path / "pred").exists()
+
+
 # ------------------------------------------------------------------------------------------------- MNIST
 def write_idx(folder: Path, n_train: int = 520, n_test: int = 20) -> None:
     rng = np.random.default_rng(0)

@@ -28,6 +28,7 @@ from weakseg.cli.main import build_parser, main
 from weakseg.config import load_config
 from weakseg.training.checkpoint import load_checkpoint
 from weakseg.training.loop import fit
+from weakseg.training.resume import read_history
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS, EVERY = 12, 3
@@ -53,9 +54,9 @@ def _trials() -> list[str]:
     return out
 
 
-def _config_file(tmp: Path) -> Path:
+def _config_file(tmp: Path, **sets: object) -> Path:
     nested: dict = {}
-    for key, value in SETTINGS.items():
+    for key, value in (SETTINGS | {k.replace("__", "."): v for k, v in sets.items()}).items():
         *sections, name = key.split(".")
         node = nested
         for section in sections:
@@ -82,13 +83,14 @@ def _env(**extra: str) -> dict[str, str]:
     return env | extra
 
 
-def _argv(tmp: Path, run: Path, extra: tuple[str, ...] = ()) -> list[str]:
-    return ["train", str(_config_file(tmp)), "--out", str(run), "--no-progress", *extra]
+def _argv(tmp: Path, run: Path, extra: tuple[str, ...] = (), **sets: object) -> list[str]:
+    return ["train", str(_config_file(tmp, **sets)), "--out", str(run), "--no-progress", *extra]
 
 
-def fork(tmp: Path, run: Path, fault: str = "", *, slow: float = 0.0, marker: Path | None = None) -> int:
+def fork(tmp: Path, run: Path, fault: str = "", *, slow: float = 0.0, marker: Path | None = None,
+         argv: list[str] | None = None) -> int:
     """Run the CLI in a forked child with ``fault`` installed; returns the child's pid."""
-    argv = _argv(tmp, run)
+    argv = argv or _argv(tmp, run)
     pid = os.fork()
     if pid == 0:                                   # child: never returns into pytest
         code = 1
@@ -244,3 +246,72 @@ def test_outside_sigterm_mid_run(tmp_path, reference) -> None:
     step = int(load_checkpoint(run / "checkpoints" / "last.pt")["step"])
     assert 1 <= step < STEPS
     resume_and_compare(run, reference)
+
+
+# ------------------------------------------------------------------ a bare --resume continues the stored run
+# The config file plans 10x more steps than the run was started with (--set train.steps=12): a bare
+# `weakseg train --out RUN --resume` must continue the run as stored (12 steps), not the file's plan.
+FILE_STEPS = 10 * STEPS
+
+
+def _started_with_set(tmp: Path, run: Path) -> list[str]:
+    return _argv(tmp, run, ("--set", f"train.steps={STEPS}"), train__steps=FILE_STEPS)
+
+
+def bare_resume(run: Path, *extra: str) -> int:
+    return main(["train", "--out", str(run), "--resume", "--no-progress", *extra])
+
+
+@pytest.mark.parametrize("fault", ["step:7", "eval:2"])
+def test_bare_resume_stops_at_the_stored_steps(tmp_path, reference, fault: str) -> None:
+    run = tmp_path / "run"
+    assert wait(fork(tmp_path, run, fault, argv=_started_with_set(tmp_path, run))) == -signal.SIGKILL
+    assert 0 < int(load_checkpoint(run / "checkpoints" / "last.pt")["step"]) < STEPS
+    assert bare_resume(run) == 0
+    last = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert last["step"] == STEPS and last["config"]["train"]["steps"] == STEPS
+    assert_same(weights(run), reference)
+    history = read_history(run)
+    assert [h["event"] for h in history] == ["start", "resume"]
+    assert history[0]["overrides"] == [f"train.steps={STEPS}"] and history[1]["changes"] == {}
+
+
+def test_sigkill_at_a_random_moment_then_bare_resume(tmp_path, reference) -> None:
+    """Killed at a seeded random wall-clock moment (possibly before the first checkpoint): a bare resume
+    reaches the stored step count with the weights of the uninterrupted run."""
+    run, marker = tmp_path / "run", tmp_path / "started"
+    pid = fork(tmp_path, run, slow=0.05, marker=marker, argv=_started_with_set(tmp_path, run))
+    wait_for(marker, pid)
+    time.sleep(random.Random(SEED + 1).uniform(0.0, 0.6))
+    os.kill(pid, signal.SIGKILL)
+    wait(pid)
+    assert bare_resume(run) == 0
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == STEPS
+    assert_same(weights(run), reference)
+
+
+def test_set_on_resume_is_applied_on_top_and_recorded(tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    assert main(_argv(tmp_path, run, ("--set", "train.steps=6"), train__steps=FILE_STEPS)) == 0
+    assert bare_resume(run, "--set", f"train.steps={STEPS}") == 0
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == STEPS
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == STEPS
+    last = read_history(run)[-1]
+    assert last["event"] == "resume" and last["step"] == 6 and last["overrides"] == [f"train.steps={STEPS}"]
+    assert last["changes"] == {"train.steps": [6, STEPS]}
+    assert "resumed with changes: train.steps: 6 -> 12" in (run / "log.txt").read_text()
+    # a change to what is learned is still refused, naming the key
+    capsys.readouterr()
+    assert bare_resume(run, "--set", "train.lr=0.5") == 2
+    assert "train.lr" in capsys.readouterr().err
+
+
+def test_config_file_with_resume_does_not_override_the_stored_run(tmp_path) -> None:
+    run = tmp_path / "run"
+    config = str(_config_file(tmp_path, train__steps=FILE_STEPS))
+    assert main(["train", config, "--out", str(run), "--no-progress", "--set", "train.steps=6"]) == 0
+    # resumed with the file (which plans FILE_STEPS) and no --set: the stored 6 steps are already done
+    assert main(["train", config, "--out", str(run), "--no-progress", "--resume"]) == 0
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 6
+    ignored = read_history(run)[-1]["ignored_from_file"]
+    assert ignored == {"train.steps": {"stored": 6, "file": FILE_STEPS}}

@@ -89,7 +89,7 @@ def test_disk_full_during_checkpoint_keeps_previous(tmp_path, trained, monkeypat
             return real_replace(src, dst, *a, **k)
 
         monkeypatch.setattr(checkpoint.os, "replace", replace)
-    assert train(tmp_path, trained, "--resume", steps=6) == 2
+    assert train(tmp_path, trained, "--resume", "--set", "train.steps=6") == 2
     line = one_error_line(capsys)
     assert "last.pt: cannot write checkpoint (No space left on device)" in line or \
         "best.pt: cannot write checkpoint (No space left on device)" in line
@@ -109,7 +109,7 @@ def test_read_only_output_patched_writer(tmp_path, trained, monkeypatch, capsys)
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
     monkeypatch.setattr(checkpoint, "open", denied, raising=False)
-    assert train(tmp_path, trained, "--resume", steps=6) == 2
+    assert train(tmp_path, trained, "--resume", "--set", "train.steps=6") == 2
     line = one_error_line(capsys)
     assert "cannot write checkpoint (Permission denied)" in line and "make the folder writable" in line
     monkeypatch.undo()
@@ -148,11 +148,22 @@ def test_damaged_checkpoint_on_resume_and_evaluate(tmp_path, trained, capsys, da
         path = trained / "checkpoints" / name
         raw = path.read_bytes()
         path.write_bytes({"truncated": raw[: len(raw) // 2], "empty": b"", "garbage": os.urandom(500)}[damage])
-    assert train(tmp_path, trained, "--resume", steps=6) == 2
+    assert train(tmp_path, trained, "--resume", "--set", "train.steps=6") == 2
     line = one_error_line(capsys)
     assert "last.pt: cannot read checkpoint" in line and "damaged" in line
     assert main(["evaluate", str(trained)]) == 2
-    assert "best.pt: cannot read checkpoint" in one_error_line(capsys)
+    line = one_error_line(capsys)
+    assert "best.pt: cannot read checkpoint" in line and "last.pt is missing or damaged too" in line
+
+
+def test_damaged_best_checkpoint_names_checkpoint_last(tmp_path, trained, capsys) -> None:
+    best = trained / "checkpoints" / "best.pt"
+    best.write_bytes(best.read_bytes()[:100])
+    capsys.readouterr()
+    assert main(["evaluate", str(trained)]) == 2
+    line = one_error_line(capsys)
+    assert "best.pt: cannot read checkpoint" in line and "use the other checkpoint with --checkpoint last" in line
+    assert main(["evaluate", str(trained), "--checkpoint", "last"]) == 0
 
 
 def test_checkpoint_from_another_version_warns(tmp_path, trained, caplog) -> None:
@@ -329,3 +340,45 @@ def test_every_config_problem_in_one_message(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "3 config problems" in err and "train.steps must be >= 1" in err and "train.amp must be" in err
     assert "model.width must be > 0" in err and not (tmp_path / "r").exists()
+
+
+# ------------------------------------------------------------------------------ destinations checked first
+def _deny_probe(monkeypatch) -> None:
+    """Permission denied on the destination's parent (simulated: root ignores chmod)."""
+    import weakseg.fsutil as fsutil
+
+    real = Path.mkdir
+
+    def mkdir(self, *a, **k):
+        if ".probe-" in self.name:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(fsutil.Path, "mkdir", mkdir)
+
+
+@pytest.mark.parametrize("source", ["brats", "nnunet"])
+def test_convert_into_unwritable_destination_fails_before_reading(tmp_path, clean_brats, monkeypatch,  # noqa: F811
+                                                                   capsys, source) -> None:
+    """It used to convert every subject first and then fail with a 'free disk space' hint."""
+    import weakseg.data.brats_dataset as brats_dataset
+    import weakseg.data.formats.nnunet_raw as nnunet_raw
+
+    read = []
+    monkeypatch.setattr(brats_dataset, "find_brats_subjects", lambda *a, **k: read.append(1))
+    monkeypatch.setattr(nnunet_raw, "read_dataset_json", lambda *a, **k: read.append(1))
+    _deny_probe(monkeypatch)
+    capsys.readouterr()
+    dst = tmp_path / "ro" / "conv"
+    assert main(["convert", source, str(clean_brats), str(dst), *(["--no-progress"] if source == "brats" else [])]) == 2
+    line = one_error_line(capsys)
+    assert f"cannot write into {dst.parent} (Permission denied)" in line and "make the folder writable" in line
+    assert "nothing was read or written yet" in line and "free disk space" not in line
+    assert not read and not dst.exists() and not list(dst.parent.iterdir())
+
+
+def test_convert_destination_under_a_file(tmp_path, clean_brats, capsys) -> None:  # noqa: F811
+    (tmp_path / "file").write_text("x")
+    capsys.readouterr()
+    assert main(["convert", "brats", str(clean_brats), str(tmp_path / "file" / "conv"), "--no-progress"]) == 2
+    assert f"cannot write into {tmp_path / 'file'}" in one_error_line(capsys)

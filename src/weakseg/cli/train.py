@@ -12,12 +12,17 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("train", help="train a method from a YAML config",
                        description="Train a method from a YAML config into a run folder (config.yaml, "
                                    "checkpoints/last.pt and best.pt, metrics.jsonl, log.txt, tb/).")
-    p.add_argument("config", help="YAML config, e.g. configs/mnist/mnist48_simple_seg_only.yaml")
+    p.add_argument("config", nargs="?", default=None,
+                   help="YAML config, e.g. configs/mnist/mnist48_simple_seg_only.yaml (optional with --resume: "
+                        "the run folder's stored config continues)")
     p.add_argument("--out", type=Path, default=None,
                    help="run folder (default: runs/<config name>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set train.steps=200 (repeatable)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
+                   help="override a config key, e.g. --set train.steps=200 (repeatable); with --resume, applied "
+                        "on top of the run's stored config and recorded in RUN/config_history.jsonl")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from checkpoints/last.pt with the config stored in the run "
+                        "folder (a CONFIG given too is only checked against it)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=run)
 
@@ -26,9 +31,23 @@ def run(args: argparse.Namespace) -> int:
     from weakseg.config import load_config
     from weakseg.relabel.rounds import fit_any   # fit(), or the SMILEr round driver for smiler methods
 
-    cfg = load_config(args.config, args.overrides)
+    from weakseg.errors import WeaksegError
+
+    if args.config is None and not args.resume:
+        raise WeaksegError("train: give a CONFIG (e.g. configs/mnist/mnist48_simple_seg_only.yaml), or --resume "
+                           "--out RUN to continue a stored run")
+    if args.config is None and args.out is None:
+        raise WeaksegError("train --resume without CONFIG: name the run to continue with --out RUN")
     out = args.out or Path("runs") / Path(args.config).stem
-    summary = fit_any(cfg, out, resume=args.resume, progress=False if args.no_progress else None)
+    if args.resume:
+        from weakseg.training.loop import RESUMABLE_CHANGES
+        from weakseg.training.resume import resume_config
+
+        cfg, history = resume_config(out, args.overrides, config_file=args.config, resumable=RESUMABLE_CHANGES)
+    else:
+        cfg = load_config(args.config, args.overrides)
+        history = {"overrides": list(args.overrides), "config_file": str(args.config)}
+    summary = fit_any(cfg, out, resume=args.resume, progress=False if args.no_progress else None, history=history)
     if summary.get("rank", 0) == 0:      # under torchrun, rank 0 reports for every process
         print(json.dumps({"run_dir": str(out), **{k: summary[k] for k in ("steps", "best", "wall_time_s", "rounds")
                                                   if k in summary}}, default=str))

@@ -33,10 +33,22 @@ class MnistConfig:
 
 @dataclass
 class BratsConfig:
-    """A dataset made by ``weakseg convert brats`` (``genseg.md`` §10). Augmentation is not implemented yet."""
+    """A dataset made by ``weakseg convert brats`` (``genseg.md`` §10); docs/brats.md."""
 
     root: str | None = None            # the converted dataset folder
-    eval_include: str = "pa"           # valid/test rows scored: pa = P and A slices (A feed the fp rates)
+    eval_include: str = "pa"           # valid/test rows of the slice metrics: pa = P and A slices (A: fp rates)
+    # Whole-volume validation (weakseg.inference.brats_volumes), logged as volume/...; the brats preset selects
+    # best.pt on volume/dice_pooled.
+    volume_every: int = 1              # at every N-th evaluation (and the last); 0 = never
+    volume_patients: int = 0           # first N validation patients (0 = all): the cheap subset
+    # Training augmentation (genseg.md §10.2 values; weakseg.data.augment, MONAI); the brats preset turns it on.
+    augment: bool = False
+    augment_rotate_deg: float = 3.0    # rotation: uniform in +-deg
+    augment_zoom: float = 0.1          # zoom: factor 1 + uniform(-z, z)
+    augment_warp_px: float = 5.0       # elastic warp: control-point offsets ~ N(0, px) on a 3x3 grid
+    augment_flips: bool = True         # left-right and up-down flips, each with probability 1/2
+    augment_shift: float = 0.1         # intensity shift: uniform(-s, s), brain voxels only
+    augment_scale: float = 0.0         # intensity scale: factor 1 + uniform(-s, s) (0 = off, as the reference)
 
 
 @dataclass

@@ -61,7 +61,7 @@ from weakseg.data.formats.brats import (
 )
 from weakseg.data.status import ABSENT, MASK, PRESENT, UNKNOWN
 from weakseg.errors import WeaksegError
-from weakseg.fsutil import swap_in_folder
+from weakseg.fsutil import check_destination, swap_in_folder
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,7 @@ def convert_brats(
     src, dst = Path(src), Path(dst)
     if dst.exists() and not overwrite:
         raise WeaksegError(f"{dst}: already exists; choose another destination or pass overwrite")
+    check_destination(dst, verb=f"convert brats {dst}")          # before reading every subject, not after
     subjects = find_brats_subjects(src, channels=opts.channels)
     split_ids = (_read_split_file(opts.split_file, {s.subject_id for s in subjects}) if opts.split_file else None)
 
@@ -396,6 +397,7 @@ class BratsSliceSet:
             raise WeaksegError(f"include {include!r}: use 'pa' or 'all'")
         self.root = Path(root)
         self.split = split
+        self.include = include
         self.index = read_index(self.root)
         self.channel_names = tuple(self.index["channel_names"])
         self.patients = tuple(self.index["splits"][split]["patients"])

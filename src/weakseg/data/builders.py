@@ -40,14 +40,28 @@ def build_brats(cfg: Config) -> DataBundle:
     if not b.root:
         raise WeaksegError("data.brats.root is not set; run `weakseg convert brats SRC DST` and pass "
                            "--set data.brats.root=DST")
+    bad = [f"data.brats.{k} must be >= 0, got {getattr(b, k)}" for k in ("volume_every", "volume_patients")
+           if getattr(b, k) < 0]
+    if bad:
+        raise WeaksegError("; ".join(bad))
     index = read_index(b.root)
     splits = {"train": BratsSliceSet(b.root, "train", include="pa")}
     for s in ("valid", "test"):
         splits[s] = BratsSliceSet(b.root, s, include=b.eval_include)
     info = {"root": str(b.root), "channels": index["channel_names"], "slice_shape": index["slice_shape"],
             "region": index["region"], **{s: index["splits"][s]["counts"] for s in splits}}
+    if b.augment:
+        info["augment"] = "genseg.md §10.2 (data.brats.augment*)"
+
+    def volumes(segment, data, cfg_, device, *, max_patients: int | None = None):
+        from weakseg.inference.brats_volumes import evaluate_brats_volumes
+
+        n = b.volume_patients if max_patients is None else max_patients
+        return evaluate_brats_volumes(segment, data, cfg_, device, max_patients=n)
+
     return DataBundle(splits=splits, class_names=tuple(index["class_names"]), in_channels=len(index["channel_names"]),
-                      evaluate=evaluate_image_set, value_range=(-1.0, 1.0), value_range_display=(-1.0, 1.0), info=info)
+                      evaluate=evaluate_image_set, value_range=(-1.0, 1.0), value_range_display=(-1.0, 1.0), info=info,
+                      evaluate_volumes=volumes, volume_every=b.volume_every)
 
 
 @register_dataset("organs")

@@ -50,6 +50,8 @@ class CheckReport:
 
     def message(self) -> str:
         """Every problem, one per line after a count (the text of the error ``raise_if_problems`` raises)."""
+        if len(self.problems) == 1:           # one problem: one line
+            return f"{self.root} ({self.kind}): 1 problem(s): {self.problems[0]}"
         return (f"{self.root} ({self.kind}): {len(self.problems)} problem(s):\n  " + "\n  ".join(self.problems))
 
     def raise_if_problems(self) -> None:

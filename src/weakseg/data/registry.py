@@ -32,6 +32,10 @@ class DataBundle:
     in_channels: int
     evaluate: EvaluateFn
     value_range: tuple[float, float] = (-1.0, 1.0)   # images outside this range are rejected
+    # Whole-volume scoring of a split (BraTS: weakseg.inference.brats_volumes), reported under "volume" beside
+    # the slice metrics of ``evaluate``; during training at every ``volume_every``-th evaluation (0 = never).
+    evaluate_volumes: EvaluateFn | None = None
+    volume_every: int = 1
     value_range_display: tuple[float, float] = (-1.0, 1.0)   # intensity window for pictures
     info: dict[str, Any] = field(default_factory=dict)
     # What volume prediction needs to know about the training data (JSON-ready; stored in checkpoints as

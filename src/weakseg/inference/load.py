@@ -13,7 +13,7 @@ from weakseg.config.schema import Config
 from weakseg.data.registry import DataBundle, build_data
 from weakseg.errors import WeaksegError
 from weakseg.methods.registry import Method, build_method
-from weakseg.training.checkpoint import load_checkpoint, version_hint
+from weakseg.training.checkpoint import CheckpointReadError, load_checkpoint, version_hint
 from weakseg.training.context import resolve_device
 
 
@@ -46,11 +46,26 @@ def checkpoint_path(run_dir: str | Path, which: str = "best") -> Path:
     return path
 
 
+def read_run_checkpoint(run_dir: str | Path, which: str = "best") -> tuple[Path, dict[str, Any]]:
+    """(path, payload) of a run's ``best`` or ``last`` checkpoint; a damaged file names the other one's flag."""
+    path = checkpoint_path(run_dir, which)
+    try:
+        return path, load_checkpoint(path)
+    except CheckpointReadError as err:
+        other = "last" if which == "best" else "best"
+        try:                                   # an error path: reading the other file too costs nothing here
+            load_checkpoint(path.parent / f"{other}.pt")
+            fix = f"use the other checkpoint with --checkpoint {other}"
+        except WeaksegError:
+            fix = (f"{other}.pt is missing or damaged too: restore the files or train the run again "
+                   "(weakseg train CONFIG --out RUN)")
+        raise CheckpointReadError(err.path, err.reason, fix) from None
+
+
 def load_run(run_dir: str | Path, *, which: str = "best", device: str = "auto",
              data: DataBundle | None = None) -> TrainedRun:
     """Config, data, method and weights of a run, in evaluation mode."""
-    path = checkpoint_path(run_dir, which)
-    ckpt = load_checkpoint(path)
+    path, ckpt = read_run_checkpoint(run_dir, which)
     cfg = config_from_dict(upgrade_stored_config(ckpt["config"]))     # runs stored by earlier versions too
     dev = resolve_device(device)
     data = data if data is not None else build_data(cfg)

@@ -38,6 +38,7 @@ import weakseg
 from weakseg.data.brats_prep import prepare_subject, volume_from_slices
 from weakseg.data.formats.brats import (
     BratsSubject,
+    brain_problems,
     check_headers,
     find_brats_subjects,
     load_subject,
@@ -45,7 +46,7 @@ from weakseg.data.formats.brats import (
 )
 from weakseg.data.formats.nifti import geometry_problem, load_volume, read_header, save_volume
 from weakseg.errors import WeaksegError
-from weakseg.fsutil import swap_in_folder
+from weakseg.fsutil import check_destination, swap_in_folder
 
 log = logging.getLogger(__name__)
 
@@ -242,8 +243,7 @@ def predict_folder(
     from weakseg.config.io import config_from_dict, upgrade_stored_config   # noqa: PLC0415
     from weakseg.data.registry import DataBundle   # noqa: PLC0415
     from weakseg.inference.evaluate import evaluate_image_set   # noqa: PLC0415
-    from weakseg.inference.load import checkpoint_path, load_run   # noqa: PLC0415
-    from weakseg.training.checkpoint import load_checkpoint   # noqa: PLC0415
+    from weakseg.inference.load import load_run, read_run_checkpoint   # noqa: PLC0415
 
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -253,8 +253,9 @@ def predict_folder(
         raise WeaksegError(f"--batch-size {batch_size}: give a positive number of slices")
     if out_dir.exists() and not overwrite:
         raise WeaksegError(f"{out_dir}: already exists; choose another output folder or pass --overwrite")
-    ckpt_file = checkpoint_path(run_dir, checkpoint)
-    cfg = config_from_dict(upgrade_stored_config(load_checkpoint(ckpt_file)["config"]))
+    check_destination(out_dir, verb=f"predict {out_dir}", flag="OUT_DIR")
+    ckpt_file, payload = read_run_checkpoint(run_dir, checkpoint)
+    cfg = config_from_dict(upgrade_stored_config(payload["config"]))
     if cfg.data.name == "organs":
         from weakseg.inference.predict_organs import predict_organs_folder   # noqa: PLC0415
 
@@ -291,6 +292,9 @@ def predict_folder(
         tmp.mkdir(parents=True)
         for case in _progress(cases, progress):
             images, affine, header, seg = _load_case(case, channels)
+            blank = brain_problems(images, seg, files=case.images, seg_file=case.seg)   # BraTS: checked already
+            if blank:                # a blank case would be written as all background without a word
+                raise WeaksegError(f"predict {input_dir}: case {case.case_id}: {blank[0]} (nothing written)")
             prep = prepare_subject(
                 images, np.zeros(images.shape[1:], dtype=np.uint8), affine, region_labels=region,
                 normalization=opts["normalization"], bias_correction=opts["bias_correction"], clip=opts["clip"],

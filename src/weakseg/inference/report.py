@@ -21,6 +21,9 @@ def evaluate_run(run_dir: str | Path, *, split: str = "valid", which: str = "bes
     t0 = time.time()
     with torch.no_grad():
         metrics = run.data.evaluate(run.method.segment, data, run.cfg, run.device)
+        if run.data.evaluate_volumes is not None:   # BraTS: every patient of the split as a whole volume
+            metrics = {**metrics, "volume": run.data.evaluate_volumes(run.method.segment, data, run.cfg, run.device,
+                                                                      max_patients=0)}
     report = {
         "split": split,
         "checkpoint": which,

@@ -193,10 +193,11 @@ def _log_round(run_dir: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(line) + "\n")
 
 
-def fit_any(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None
-            ) -> dict[str, Any]:
-    """``fit`` for every method, the SMILEr round driver for ``smiler``/``smiler_mc``."""
+def fit_any(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None,
+            history: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``fit`` for every method, the SMILEr round driver for ``smiler``/``smiler_mc`` (``history`` goes to
+    ``fit``'s ``config_history.jsonl`` line; SMILEr rounds keep one history per round folder)."""
     if cfg.method in SMILER_METHODS and cfg.smiler.round == 0 and not cfg.smiler.pseudo_labels:
         return fit_smiler(cfg, run_dir, resume=resume, progress=progress)
     from weakseg.training.loop import fit
-    return fit(cfg, run_dir, resume=resume, progress=progress)
+    return fit(cfg, run_dir, resume=resume, progress=progress, history=history)

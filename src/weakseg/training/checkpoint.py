@@ -27,6 +27,15 @@ class CheckpointWriteError(WeaksegError):
     """The checkpoint could not be written; the previous file at the path is untouched."""
 
 
+class CheckpointReadError(WeaksegError):
+    """The file is damaged (truncated, empty, garbage) or not a checkpoint; ``reason`` says what torch saw."""
+
+    def __init__(self, path: Path, reason: str, fix: str = "resume from another checkpoint") -> None:
+        self.path, self.reason = path, reason
+        super().__init__(f"{path}: cannot read checkpoint ({reason}); the file is damaged or not a weakseg "
+                         f"checkpoint: {fix}")
+
+
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write ``payload`` (plus format and version stamps) atomically to ``path``."""
     path = Path(path)
@@ -90,8 +99,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for damaged files
         detail = (str(err).splitlines() or ["empty or cut short"])[0][:200]
-        raise WeaksegError(f"{path}: cannot read checkpoint ({type(err).__name__}: {detail}); "
-                           "the file is damaged or not a weakseg checkpoint: resume from another checkpoint") from None
+        raise CheckpointReadError(path, f"{type(err).__name__}: {detail}") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise WeaksegError(f"{path}: not a weakseg checkpoint of format {CHECKPOINT_FORMAT} "
                            f"(found format {payload.get('format') if isinstance(payload, dict) else '?'}); "

@@ -24,6 +24,7 @@ import torch
 
 from weakseg.config.io import diff_configs, dump_yaml, to_dict, upgrade_stored_config
 from weakseg.config.schema import Config
+from weakseg.data.augment import build_augment
 from weakseg.data.batch import Batch
 from weakseg.data.datasets import TensorSampleSet
 from weakseg.data.mixing import MixedStream
@@ -37,6 +38,7 @@ from weakseg.training.context import StepContext, amp_dtype, resolve_device
 from weakseg.training.distributed import World
 from weakseg.training.faults import FaultGuard          # reliab hook
 from weakseg.training.logging import RunLogger, flatten_scalars
+from weakseg.training.resume import append_history, config_changes
 from weakseg.training.seed import capture_rng, restore_rng, seed_everything
 from weakseg.training.progress import progress_bar
 from weakseg.training.signals import StopRequest        # reliab hook
@@ -48,7 +50,8 @@ _log = logging.getLogger("weakseg")
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
                      "train.device", "eval.batch_size", "eval.checkpoint", "train.compile", "train.compile_mode",
                      "train.compile_backend", "train.channels_last", "train.pin_memory", "data.on_device",
-                     "train.nonfinite", "train.max_skipped", "train.max_rollbacks")   # reliab: fault policy
+                     "train.nonfinite", "train.max_skipped", "train.max_rollbacks",   # reliab: fault policy
+                     "data.brats.volume_every", "data.brats.volume_patients")        # what validation scores
 ON_DEVICE_SHARE = 0.25          # data.on_device=auto moves in-memory sets when they take < 1/4 of GPU memory
 
 
@@ -232,6 +235,14 @@ def _state(method: Method, streams: dict[str, BatchStream], ctx: StepContext, cf
     }
 
 
+def _volumes_due(data: DataBundle, cfg: Config, done: int) -> bool:
+    """Volume validation at every ``volume_every``-th evaluation and at the last step."""
+    every = data.volume_every
+    if data.evaluate_volumes is None or every <= 0:
+        return False
+    return (done // cfg.train.eval_every) % every == 0 or done == cfg.train.steps
+
+
 def _undefined(valid: dict[str, Any], name: str) -> bool:
     """True when the validation metric ``name`` is reported without a value this time (None)."""
     value = valid.get(name, 0.0)
@@ -250,6 +261,10 @@ def _load_for_resume(cfg: Config, paths: RunPaths, resume: bool) -> dict[str, An
     """Rank 0's checks of the run folder; returns the checkpoint to resume from (or None)."""
     if resume:
         if not paths.last.is_file():
+            if paths.config.is_file():       # started, then stopped before its first checkpoint: start over
+                _log.info(f"--resume: {paths.root} has no checkpoint yet (stopped before step "
+                          f"{cfg.train.checkpoint_every}); starting it from step 0 with its stored config")
+                return None
             raise WeaksegError(f"--resume: no checkpoint at {paths.last}; start without --resume")
         ckpt = load_checkpoint(paths.last)
         stored = upgrade_stored_config(ckpt["config"])         # keys added since the run was stored
@@ -280,22 +295,26 @@ def _on_main(world: World, fn: Any, *args: Any) -> Any:
     return result
 
 
-def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
+def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None,
+        history: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir``; returns a summary (steps, best, wall time, last validation).
 
-    Launched by ``torchrun``, each process calls this with the same arguments: rank 0 writes ``run_dir``.
+    ``history``: fields added to this start's line of ``RUN/config_history.jsonl`` (e.g. the ``--set``
+    list); the line always holds the event, the start step and the config keys changed since the
+    checkpoint resumed from. Launched by ``torchrun``, each process calls this with the same arguments:
+    rank 0 writes ``run_dir``.
     """
     paths = RunPaths(Path(run_dir))
     check_speed_options(cfg)
     world, device = distributed.init_distributed(resolve_device(cfg.train.device))
     try:
-        return _fit(cfg, paths, world, device, resume=resume, progress=progress)
+        return _fit(cfg, paths, world, device, resume=resume, progress=progress, history=history)
     finally:
         distributed.teardown(world)
 
 
 def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, resume: bool,
-         progress: bool | None) -> dict[str, Any]:
+         progress: bool | None, history: dict[str, Any] | None = None) -> dict[str, Any]:
     if cfg.train.batch_size % world.world_size:
         raise WeaksegError(f"train.batch_size={cfg.train.batch_size} is the global batch and must divide by the "
                            f"{world.world_size} processes; use a multiple of {world.world_size}")
@@ -303,6 +322,9 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
 
     seed_everything(cfg.train.seed)
     data = build_data(cfg)
+    if cfg.train.select_metric.startswith("volume/") and data.evaluate_volumes is None:
+        raise WeaksegError(f"train.select_metric={cfg.train.select_metric!r}: data.name={cfg.data.name!r} has no "
+                           "volume validation; choose a slice metric such as dice_soft_global")
     moved = move_data_to_device(cfg, data, device)
     method = build_method(cfg, data, device)
     streams = build_streams(cfg, data, method, world)
@@ -327,18 +349,29 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
     distributed.broadcast_parameters(method.models.values(), world)   # every rank starts from rank 0's weights
     _fork_rng(cfg, ctx, world, start)
     speed = apply_speed_switches(cfg, method, device)
+    augment = build_augment(cfg)             # seeded per (step, stream, rank): nothing to store for resume
 
     if world.is_main:
         paths.root.mkdir(parents=True, exist_ok=True)
         (paths.root / "checkpoints").mkdir(exist_ok=True)
         dump_yaml(cfg, paths.config)
+        changes = config_changes(upgrade_stored_config(ckpt["config"]), to_dict(cfg)) if ckpt else {}
+        append_history(paths.root, {"event": "resume" if ckpt else "start", "step": start,
+                                    "steps": cfg.train.steps, **(history or {}), "changes": changes})
+    else:
+        changes = {}
     logger: RunLogger | _SilentLogger = RunLogger(paths.root) if world.is_main else _SilentLogger()
+    if changes:
+        logger.info("resumed with changes: " + "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new)
+                                                         in changes.items()))
     where = f"{device}" + (f" x {world.world_size} processes (global batch {cfg.train.batch_size})"
                            if world.enabled else "")
     logger.info(f"{'resuming' if ckpt else 'starting'} {cfg.method} at step {start}/{cfg.train.steps} on {where}; "
                 f"data {cfg.data.name}: {data.info}")
     n_params = {name: sum(p.numel() for p in m.parameters() if p.requires_grad) for name, m in method.models.items()}
     logger.info(f"trainable parameters: {n_params}")
+    if augment is not None:
+        logger.info(f"training augmentation on {device} (genseg.md §10.2): {augment.describe()}")
     if moved or speed:
         logger.info(f"speed: splits on {device}: {moved or 'none'}; {', '.join(speed) or 'eager'}; "
                     f"autocast {ctx.dtype or 'off'}")
@@ -355,10 +388,14 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
             valid = data.evaluate(method.segment, data.split("valid"), cfg, device)
             if method.diagnose is not None:      # e.g. translation health: logged beside the metrics
                 valid = {**valid, "translation": method.diagnose(data.split("valid"), cfg, device)}
+            if _volumes_due(data, cfg, done):    # whole validation volumes, as predict would score them
+                valid = {**valid, "volume": data.evaluate_volumes(method.segment, data.split("valid"), cfg, device)}
         logger.scalars(done, "valid", valid)
         flat = flatten_scalars(valid)
         metric = cfg.train.select_metric
         metric = f"{metric}/mean" if metric not in flat and f"{metric}/mean" in flat else metric
+        if metric not in flat and metric.startswith("volume/") and "volume" not in valid:
+            return valid, best_              # volumes are scored every data.brats.volume_every evaluations
         if metric not in flat and _undefined(valid, cfg.train.select_metric):
             # e.g. organs at a high missing rate: no organ annotated in the validation volumes. Nothing to
             # select on; best.pt follows the last checkpoint until the metric is defined.
@@ -397,6 +434,10 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
             ctx.step = step
             batches = {name: _batch_to(next(s), device, pin=pin, channels_last=channels_last)
                        for name, s in streams.items()}
+            if augment is not None:             # after the move: on the GPU when training runs there
+                batches = {name: _batch_to(augment(b, step=step, stream=i, rank=world.rank), device, pin=False,
+                                           channels_last=channels_last)
+                           for i, (name, b) in enumerate(batches.items())}
             method.set_training(True)
             logs: dict[str, torch.Tensor] = {}
             for step_fn in method.steps:

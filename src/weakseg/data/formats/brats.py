@@ -29,6 +29,9 @@ BRATS_LABELS: tuple[int, ...] = (0, 1, 2, 4)                        # 1 core, 2 
 # Target regions as sets of BraTS labels: whole tumour, tumour core, enhancing tumour.
 REGIONS: dict[str, tuple[int, ...]] = {"whole_tumour": (1, 2, 4), "tumour_core": (1, 4), "enhancing": (4,)}
 GRADE_FOLDERS: tuple[str, ...] = ("HGG", "LGG")
+# Tumour voxels allowed outside the brain mask (every modality 0), as a fraction of the seg's tumour voxels:
+# skull stripping and label smoothing can leave a few; more means the seg belongs to other images.
+TUMOUR_OUTSIDE_TOLERANCE = 0.01
 
 
 @dataclass
@@ -166,8 +169,41 @@ def load_subject(subj: BratsSubject, *, channels: Sequence[str], labels: Sequenc
     if problems:
         raise WeaksegError(_subject_message(subj, problems))
     images = np.stack([v.array for v in vols])                            # (C, I, J, K)
+    problems = brain_problems(images, seg, files=[subj.files[m] for m in channels], seg_file=subj.files.get("seg"))
+    if problems:
+        raise WeaksegError(_subject_message(subj, problems))
     return LoadedSubject(subject=subj, images=images, seg=seg, affine=vols[0].affine, header=vols[0].header,
                          channels=tuple(channels))
+
+
+def brain_problems(images: np.ndarray, seg: np.ndarray | None, *, files: Sequence[Path],
+                   seg_file: Path | None = None) -> list[str]:
+    """Voxel problems that would otherwise give a silently wrong answer.
+
+    - no brain voxel (every channel 0 everywhere): every slice would be dropped as background, and its
+      tumour, if any, would vanish from training and scoring;
+    - more than ``TUMOUR_OUTSIDE_TOLERANCE`` of the seg's tumour voxels (labels > 0) outside the brain mask
+      (voxels where every channel is 0): the seg does not match the images.
+
+    Shape:
+        images: (C, *S); seg: (*S) raw labels or None.
+    """
+    brain = (images != 0).any(0)                                          # (*S)
+    names = ", ".join(Path(f).name for f in files)
+    if not brain.any():
+        return [f"no brain voxels: every channel is 0 everywhere ({names}); the image files are blank or were "
+                "saved empty: restore them from the source, or remove the case"]
+    if seg is None:
+        return []
+    tumour = seg > 0
+    n_tumour = int(tumour.sum())
+    outside = int((tumour & ~brain).sum())
+    if n_tumour and outside > TUMOUR_OUTSIDE_TOLERANCE * n_tumour:
+        where = Path(seg_file).name if seg_file is not None else "the seg"
+        return [f"{where}: {outside} of {n_tumour} tumour voxels lie outside the brain (where every channel is 0; "
+                f"tolerance {TUMOUR_OUTSIDE_TOLERANCE:.0%}); the seg does not belong to these images or the images "
+                "were masked: pair each seg with its own subject's images, or remove the case"]
+    return []
 
 
 def _subject_message(subj: BratsSubject, problems: Sequence[str]) -> str:

@@ -29,7 +29,7 @@ import weakseg
 from weakseg.data.formats.brats import raise_problems
 from weakseg.data.formats.nifti import geometry_problem, load_volume, read_header, save_volume
 from weakseg.errors import WeaksegError
-from weakseg.fsutil import build_folder
+from weakseg.fsutil import build_folder, check_destination
 
 REQUIRED_KEYS: tuple[str, ...] = ("channel_names", "labels", "numTraining", "file_ending")
 SPLIT_FOLDERS: dict[str, tuple[str, str | None]] = {"train": ("imagesTr", "labelsTr"), "test": ("imagesTs", None)}
@@ -232,6 +232,8 @@ def convert_nnunet(src: str | os.PathLike, dst: str | os.PathLike | None = None,
     geometry, and the raw ``weakseg`` block. All problems -> one WeaksegError before anything is written.
     """
     src = Path(src)
+    if dst is not None:
+        check_destination(dst, verb=f"convert nnunet {dst}")
     ds = read_dataset_json(src)
     problems: list[str] = []
     cases: list[NnunetCase] = []
