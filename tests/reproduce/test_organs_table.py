@@ -77,3 +77,19 @@ def test_quick2_smiler_keys_reach_only_the_smiler_runs(tmp_path: Path) -> None:
         has = any(o.startswith("smiler.") for o in spec.overrides)
         assert has == (spec.method in ("smiler", "smiler_mc")), key
     assert "smiler.round_steps=500" in specs["alpha0.7/fold0/smiler_mc/seed0"].overrides
+
+
+def test_smiler_is_compared_with_smile_on_the_folds_both_have() -> None:
+    from weakseg.reproduce.organs import claims
+
+    def cell(per_fold: dict[int, float]) -> dict:
+        vals = list(per_fold.values())
+        return {"mean_dice": {"mean": sum(vals) / len(vals), "std": 0.0, "n": len(vals)},
+                "folds": list(per_fold), "per_fold_mean_dice": vals,
+                "per_class": {k: {"mean": 0.5, "std": 0.0, "n": len(vals)} for k in ("liver", "stomach", "pancreas")}}
+
+    smile = cell({0: 0.58, 1: 0.69, 2: 0.70, 3: 0.70, 4: 0.72})          # mean 0.678 over five folds
+    summary = {"0.7": {"smile": smile, "smiler": cell({0: 0.62, 1: 0.72})}}
+    c = claims(summary)["smiler_vs_smile"]
+    assert c["paired_folds"] == [0, 1] and c["holds"] is True            # unpaired means would say it loses
+    assert abs(c["smile"] - 0.635) < 1e-9 and abs(c["difference"] - 0.035) < 1e-9
