@@ -352,7 +352,8 @@ def test_predict_nnunet_case_without_brain_voxels(tmp_path, untrained_run, capsy
                 rewrite(images / f"{case}_{i:04d}.nii.gz",
                         array=np.zeros(nib.load(str(images / f"{case}_{i:04d}.nii.gz")).shape, dtype=np.int16))
     capsys.readouterr()
-    assert main(["predict", str(untrained_run / "run"), str(images), str(tmp_path / "pred"), "--no-progress"]) == 2
+    assert main(["predict", str(untrained_run / "run"), str(images), str(tmp_path / "pred"), "--no-progress",
+                 "--channels", "flair,t1ce,t1,t2"]) == 2                     # the files' order, declared
     line = one_line(capsys.readouterr().err)
     assert "case blank" in line and "blank_0000.nii.gz" in line and "no brain voxels" in line
     assert "(nothing written)" in line and not (tmp_path / "pred").exists()
