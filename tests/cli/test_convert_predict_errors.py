@@ -10,17 +10,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from tests.brats_toy import write_untrained_brats_run
 from weakseg.cli.main import main
-from weakseg.config import load_config
-from weakseg.config.io import to_dict
-from weakseg.data.brats_dataset import BratsConvertOptions, convert_brats
 from weakseg.data.formats.nifti import save_volume
 from weakseg.data.formats.nnunet_raw import write_nnunet_dataset
-from weakseg.data.registry import DataBundle
-from weakseg.data.synthetic_brats import write_synthetic_brats
-from weakseg.inference.evaluate import evaluate_image_set
-from weakseg.methods.registry import build_method
-from weakseg.training.checkpoint import save_checkpoint
 
 SID = "BraTS20_Training_001"
 
@@ -28,17 +21,7 @@ SID = "BraTS20_Training_001"
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     """A clean source, its conversion and an untrained seg_only run (a real checkpoint, built not trained)."""
-    root = tmp_path_factory.mktemp("errs")
-    write_synthetic_brats(root / "src", n_subjects=2, n_lgg=0, naming="2020", shape=(24, 24, 8), n_tumour_free=0)
-    convert_brats(root / "src", root / "conv", options=BratsConvertOptions(proportions=(1, 0, 1)))
-    cfg = load_config("brats/brats_seg_only", [f"data.brats.root={root / 'conv'}", "model.width=0.0625",
-                                               "model.depth=2"])
-    import torch
-
-    method = build_method(cfg, DataBundle({}, ("tumour",), 4, evaluate_image_set), torch.device("cpu"))
-    save_checkpoint({"config": to_dict(cfg), "models": {k: m.state_dict() for k, m in method.models.items()}},
-                    root / "run" / "checkpoints" / "best.pt")
-    return root
+    return write_untrained_brats_run(tmp_path_factory.mktemp("errs"), shape=(24, 24, 8))
 
 
 @pytest.fixture

@@ -307,25 +307,9 @@ def test_brats_few_tumour_voxels_outside_the_brain_are_tolerated(tmp_path, capsy
 @pytest.fixture(scope="module")
 def untrained_run(tmp_path_factory) -> Path:
     """A BraTS seg_only run folder with an untrained checkpoint (predict needs weights, not good ones)."""
-    import torch
+    from tests.brats_toy import write_untrained_brats_run
 
-    from weakseg.config import load_config
-    from weakseg.config.io import to_dict
-    from weakseg.data.brats_dataset import BratsConvertOptions
-    from weakseg.data.registry import DataBundle
-    from weakseg.inference.evaluate import evaluate_image_set
-    from weakseg.methods.registry import build_method
-    from weakseg.training.checkpoint import save_checkpoint
-
-    root = tmp_path_factory.mktemp("predict_run")
-    write_synthetic_brats(root / "src", n_subjects=2, n_lgg=0, naming="2020", shape=(16, 16, 8), n_tumour_free=0)
-    convert_brats(root / "src", root / "conv", options=BratsConvertOptions(proportions=(1, 0, 1)))
-    cfg = load_config("brats/brats_seg_only", [f"data.brats.root={root / 'conv'}", "model.width=0.0625",
-                                               "model.depth=2"])
-    method = build_method(cfg, DataBundle({}, ("tumour",), 4, evaluate_image_set), torch.device("cpu"))
-    save_checkpoint({"config": to_dict(cfg), "models": {k: m.state_dict() for k, m in method.models.items()}},
-                    root / "run" / "checkpoints" / "best.pt")
-    return root
+    return write_untrained_brats_run(tmp_path_factory.mktemp("predict_run"), shape=(16, 16, 8))
 
 
 def test_predict_brats_subject_without_brain_voxels(tmp_path, untrained_run, capsys) -> None:

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from weakseg.data.phantom import _axes          # normalised voxel-centre coordinates, shared with v1
+
 ORGANS: tuple[str, ...] = ("liver", "stomach", "pancreas")
 LABELS: dict[str, int] = {"background": 0, "liver": 1, "stomach": 2, "pancreas": 3}
 
@@ -49,14 +51,6 @@ MIN_KEPT = 0.6                  # share of each organ's drawn volume that must s
 _MAX_TRIES = 100
 
 Ellipsoid = tuple[np.ndarray, np.ndarray, float]       # centre (z, y, x), radii (z, y, x), in-plane angle (deg)
-
-
-def _axes(shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    d, h, w = shape
-    z = ((np.arange(d) + 0.5) / d * 2 - 1)[:, None, None]
-    y = ((np.arange(h) + 0.5) / h * 2 - 1)[None, :, None]
-    x = ((np.arange(w) + 0.5) / w * 2 - 1)[None, None, :]
-    return z, y, x
 
 
 def _smooth_field(rng: np.random.Generator, shape: Sequence[int], scale: Sequence[float]) -> np.ndarray:
