@@ -75,7 +75,7 @@ class Runner:
 
     def __init__(self, kind: str, variant: str, data: Any, seed: int) -> None:
         from weakseg.methods.registry import build_method
-        from weakseg.training.context import StepContext
+        from weakseg.training.context import LoopContext
         from weakseg.training.loop import apply_speed_switches, build_streams
         from weakseg.training.seed import seed_everything
 
@@ -85,7 +85,7 @@ class Runner:
         self.method = build_method(self.cfg, data, torch.device("cpu"))
         self.streams = build_streams(self.cfg, data, self.method)
         self.applied = apply_speed_switches(self.cfg, self.method, torch.device("cpu"))
-        self.ctx = StepContext(cfg=self.cfg, device=torch.device("cpu"),
+        self.ctx = LoopContext(cfg=self.cfg, device=torch.device("cpu"),
                                generator=torch.Generator().manual_seed(self.cfg.train.seed + 7919))
         self.i = 0
 

@@ -84,7 +84,7 @@ def setup(method_name: str, preset: str, variant: str, width: float, batch: int,
     """Data, method, streams and a ``step(i)`` function built as ``fit`` builds them (no run folder)."""
     from weakseg.data.registry import build_data
     from weakseg.methods.registry import build_method
-    from weakseg.training.context import StepContext, amp_dtype, resolve_device
+    from weakseg.training.context import LoopContext, amp_dtype, resolve_device
     from weakseg.training.loop import _batch_to, apply_speed_switches, build_streams, move_data_to_device
     from weakseg.training.seed import seed_everything
 
@@ -100,7 +100,7 @@ def setup(method_name: str, preset: str, variant: str, width: float, batch: int,
     method = build_method(cfg, data, device)
     streams = build_streams(cfg, data, method)
     applied = apply_speed_switches(cfg, method, device)
-    ctx = StepContext(cfg=cfg, device=device, dtype=amp_dtype(cfg, device),
+    ctx = LoopContext(cfg=cfg, device=device, dtype=amp_dtype(cfg, device),
                       generator=torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(7))
 
     def step(i: int) -> tuple[dict[str, torch.Tensor], int]:

@@ -10,8 +10,7 @@ from weakseg.data.batch import Batch
 from weakseg.data.datasets import TensorSampleSet
 from weakseg.data.registry import DataBundle, register_dataset
 from weakseg.data.status import ABSENT, MASK, PRESENT
-from weakseg.methods.registry import Method, adam, register_method
-from weakseg.training.context import StepContext
+from weakseg.methods.registry import Method, StepContext, adam, register_method
 
 
 POISON_FROM_STEP: int | None = None

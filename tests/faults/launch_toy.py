@@ -27,7 +27,7 @@ import torch
 import tests.toy
 import weakseg.training.checkpoint as checkpoint
 from weakseg.cli.main import main
-from weakseg.training.context import StepContext
+from weakseg.training.context import LoopContext
 
 
 def _kill(sig: int = signal.SIGKILL) -> None:
@@ -40,7 +40,7 @@ def install(fault: str, slow: float, marker: str | None) -> None:
     n = int(arg) if arg else -1
     counts = {"save": 0, "eval": 0}
 
-    original_update = StepContext.update
+    original_update = LoopContext.update
 
     def update(self, total, terms, optimizers):
         if marker and self.step == 1 and not os.path.exists(marker):
@@ -53,7 +53,7 @@ def install(fault: str, slow: float, marker: str | None) -> None:
             os.kill(os.getpid(), signal.SIGTERM if kind == "term" else signal.SIGINT)
         return original_update(self, total, terms, optimizers)
 
-    StepContext.update = update
+    LoopContext.update = update
 
     original_save = torch.save
 

@@ -10,7 +10,7 @@ import tests.toy
 from tests.training.test_loop import toy_config, weights
 from weakseg.errors import WeaksegError
 from weakseg.training.checkpoint import load_checkpoint
-from weakseg.training.context import NonFiniteLossError, StepContext
+from weakseg.training.context import NonFiniteLossError, LoopContext
 from weakseg.training.gradcheck import grads_finite
 from weakseg.training.loop import fit
 
@@ -76,7 +76,7 @@ def test_nonfinite_gradient_skip_keeps_weights_finite(tmp_path, poison) -> None:
 
 def test_deferred_check_as_on_gpu_names_term_and_step(tmp_path, poison, monkeypatch) -> None:
     """The GPU path (no host sync per step) on CPU: the fault surfaces at the next log/checkpoint check."""
-    monkeypatch.setattr(StepContext, "check_every_step", property(lambda self: False))
+    monkeypatch.setattr(LoopContext, "check_every_step", property(lambda self: False))
     out = tmp_path / "run"
     fit(toy_config(**{"train.steps": 3}), out, progress=False)
     poison(range(4, 5), gradient=True)                     # step 4 only; the next check is at step 6

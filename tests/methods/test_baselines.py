@@ -8,13 +8,13 @@ from tests.methods.test_genseg import batches, bundle
 from weakseg.config import load_config
 from weakseg.methods.mean_teacher import ema_update, mean_teacher_step
 from weakseg.methods.registry import build_method
-from weakseg.training.context import StepContext
+from weakseg.training.context import LoopContext
 
 
 def build(name: str, *sets: str):
     cfg = load_config(f"mnist/mnist48_simple_{name}", ["model.width=0.0625", "model.depth=3", *sets])
     method = build_method(cfg, bundle(), torch.device("cpu"))
-    ctx = StepContext(cfg=cfg, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
+    ctx = LoopContext(cfg=cfg, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
     return method, ctx
 
 

@@ -13,7 +13,7 @@ from weakseg.data.status import ABSENT, MASK, PRESENT
 from weakseg.data.registry import DataBundle
 from weakseg.methods.genseg import genseg_step, labelled_dice
 from weakseg.methods.registry import build_method
-from weakseg.training.context import StepContext
+from weakseg.training.context import LoopContext
 
 
 def bundle() -> DataBundle:
@@ -37,7 +37,7 @@ def batches(n: int = 2, size: int = 32, labelled: int = 1) -> dict[str, Batch]:
 def setup(*sets: str):
     cfg = load_config("mnist/mnist48_simple_genseg", ["model.width=0.0625", "model.depth=3", *sets])
     method = build_method(cfg, bundle(), torch.device("cpu"))
-    ctx = StepContext(cfg=cfg, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
+    ctx = LoopContext(cfg=cfg, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
     return cfg, method, ctx
 
 
@@ -141,7 +141,7 @@ def test_genseg_and_mean_teacher_steps_do_not_synchronise_the_gpu() -> None:
     for name in ("mnist/mnist48_simple_genseg", "mnist/mnist48_simple_mean_teacher"):
         cfg = load_config(name, ["model.width=0.0625", "model.depth=3", "train.device=cuda"])
         method = build_method(cfg, bundle(), device)
-        ctx = StepContext(cfg=cfg, device=device, generator=torch.Generator(device).manual_seed(0))
+        ctx = LoopContext(cfg=cfg, device=device, generator=torch.Generator(device).manual_seed(0))
         b = {k: v.to(device) for k, v in batches(n=4, labelled=1).items()}
         for step_fn in method.steps:
             step_fn(method, b, ctx)                              # warm-up (lazy init may sync)

@@ -14,7 +14,7 @@ from weakseg.errors import WeaksegError
 from weakseg.losses.partial_label import weighted_bce
 from weakseg.methods.partial import smile_targets
 from weakseg.methods.registry import build_method
-from weakseg.training.context import StepContext
+from weakseg.training.context import LoopContext
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def _setup(phantom, method: str, *extra: str):
     cfg = load_config(f"organs/{method}", [*organs_overrides(root, overlay), *extra])
     data = build_data(cfg)
     m = build_method(cfg, data, torch.device("cpu"))
-    ctx = StepContext(cfg=cfg, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
+    ctx = LoopContext(cfg=cfg, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
     train = data.split("train")
     idx = pool_indices(train, "all")
     return cfg, data, m, ctx, train, train.batch(idx[:6])

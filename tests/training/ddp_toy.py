@@ -21,8 +21,7 @@ from weakseg.config import load_config
 from weakseg.config.schema import Config
 from weakseg.data.batch import Batch
 from weakseg.data.registry import DataBundle
-from weakseg.methods.registry import Method, adam, register_method
-from weakseg.training.context import StepContext
+from weakseg.methods.registry import Method, StepContext, adam, register_method
 
 DUMP_DIR: Path | None = None      # where the last step writes this rank's weights (rank<r>.pt)
 

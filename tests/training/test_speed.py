@@ -12,7 +12,7 @@ from weakseg.config import load_config
 from weakseg.data.samplers import BatchStream
 from weakseg.errors import WeaksegError
 from weakseg.training.checkpoint import load_checkpoint
-from weakseg.training.context import StepContext
+from weakseg.training.context import LoopContext
 from weakseg.training.loop import fit
 from tests.toy import toy_split
 
@@ -52,7 +52,7 @@ def test_update_casts_a_bf16_loss_to_float32() -> None:
     cfg = load_config(None, [])
     w = torch.nn.Parameter(torch.ones(2))
     opt = torch.optim.SGD([w], lr=1.0)
-    ctx = StepContext(cfg=cfg, device=torch.device("cpu"), generator=torch.Generator())
+    ctx = LoopContext(cfg=cfg, device=torch.device("cpu"), generator=torch.Generator())
     loss = (w.to(torch.bfloat16) * 3).sum()                 # a bf16 loss, as autocast may produce
     assert ctx.update(loss, {"l": loss}, [opt])
     assert w.grad.dtype == torch.float32

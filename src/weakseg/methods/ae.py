@@ -14,9 +14,8 @@ from weakseg.data.registry import DataBundle
 from weakseg.errors import WeaksegError
 from weakseg.losses.translation import l1_per_sample
 from weakseg.methods.genseg import labelled_dice
-from weakseg.methods.registry import Method, adam, register_method
+from weakseg.methods.registry import Method, StepContext, adam, register_method
 from weakseg.models.registry import create_model
-from weakseg.training.context import StepContext
 
 
 def ae_step(method: Method, batches: dict[str, Batch], ctx: StepContext) -> dict[str, Tensor]:

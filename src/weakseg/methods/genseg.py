@@ -22,9 +22,8 @@ from weakseg.data.status import MASK
 from weakseg.losses.functional import soft_dice_loss_batch
 from weakseg.losses.translation import discriminator_terms, generator_terms
 from weakseg.metrics.translation import TranslationHealth, disc_accuracy, image_scores
-from weakseg.methods.registry import Method, adam, register_method
+from weakseg.methods.registry import Method, StepContext, adam, register_method
 from weakseg.models.registry import create_model
-from weakseg.training.context import StepContext
 
 
 def row_weight(rows: Tensor, like: Tensor) -> Tensor:

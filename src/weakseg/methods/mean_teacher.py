@@ -19,9 +19,8 @@ from weakseg.data.batch import Batch
 from weakseg.data.registry import DataBundle
 from weakseg.data.status import PRESENT
 from weakseg.methods.genseg import labelled_dice, row_weight
-from weakseg.methods.registry import Method, adam, register_method
+from weakseg.methods.registry import Method, StepContext, adam, register_method
 from weakseg.methods.seg_only import segmenter_from_config
-from weakseg.training.context import StepContext
 
 
 @torch.no_grad()

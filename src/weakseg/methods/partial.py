@@ -44,11 +44,10 @@ from weakseg.losses.partial_label import (
     softmax_dice_loss,
     spatial_ignore_targets,
 )
-from weakseg.methods.registry import Method, adam, register_method
+from weakseg.methods.registry import Method, StepContext, adam, register_method
 from weakseg.models.registry import create_model
 from weakseg.relabel.selection import apply_pseudo_labels
 from weakseg.training.checkpoint import load_checkpoint
-from weakseg.training.context import StepContext
 
 SOFTMAX_METHODS = ("naive", "oracle", "spatial_ignore", "drop_incomplete", "marginal")
 SIGMOID_METHODS = ("smile", "smiler", "smiler_mc", "oracle_sigmoid")

@@ -6,9 +6,10 @@ A method never owns a loop: ``weakseg.training.loop.fit`` runs every method. A b
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +20,27 @@ if TYPE_CHECKING:
     from weakseg.config.schema import Config
     from weakseg.data.batch import Batch
     from weakseg.data.registry import DataBundle
-    from weakseg.training.context import StepContext
+
+
+class StepContext(Protocol):
+    """What a step function may use; the loop passes its implementation (``weakseg.training.context.LoopContext``).
+
+    Declared here, on the methods' side, so that methods depend on this contract and not on the loop
+    (the loop imports methods, never the reverse).
+    """
+
+    cfg: Config
+    device: torch.device
+    generator: torch.Generator          # method noise (A->P codes, mean-teacher perturbations)
+
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        """bf16 autocast where the run asked for it, else a no-op context."""
+        ...
+
+    def update(self, total: Tensor, terms: dict[str, Tensor], optimizers: Sequence[torch.optim.Optimizer]) -> bool:
+        """Zero grads, backward ``total`` and step ``optimizers`` unless the loss is non-finite; True if applied."""
+        ...
+
 
 StepFn = Callable[["Method", dict[str, "Batch"], "StepContext"], dict[str, Tensor]]
 

@@ -12,9 +12,8 @@ from weakseg.config.schema import Config
 from weakseg.data.batch import Batch
 from weakseg.data.registry import DataBundle
 from weakseg.losses.functional import soft_dice_loss_batch
-from weakseg.methods.registry import Method, adam, register_method
+from weakseg.methods.registry import Method, StepContext, adam, register_method
 from weakseg.models.registry import create_model
-from weakseg.training.context import StepContext
 
 
 def supervised_step(method: Method, batches: dict[str, Batch], ctx: StepContext) -> dict[str, Tensor]:

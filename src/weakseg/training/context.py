@@ -1,4 +1,4 @@
-"""What a step function may use: device, autocast, noise generator, and the guarded update."""
+"""The loop's side of a step: device, autocast, noise generator and the guarded update (``LoopContext``)."""
 
 from __future__ import annotations
 
@@ -38,8 +38,9 @@ def amp_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
 
 
 @dataclass
-class StepContext:
-    """Per-run state shared by step functions (one instance per run).
+class LoopContext:
+    """Per-run state shared by step functions (one instance per run): the loop's ``StepContext``
+    (``weakseg.methods.registry``; methods see only that protocol, so they never import the loop).
 
     Under ``torchrun`` (``world.world_size`` > 1) each rank holds its share of the global batch, and
     ``update`` averages gradients across ranks. Every rank must therefore call ``update`` the same number of

@@ -1,6 +1,6 @@
 """Numerical faults beyond one bad step: rollback after repeated skipped updates.
 
-``StepContext.update`` skips (``train.nonfinite=skip``) or stops (``stop``) on a non-finite loss or
+``LoopContext.update`` skips (``train.nonfinite=skip``) or stops (``stop``) on a non-finite loss or
 gradient (``weakseg.training.gradcheck``). One skipped update is noise; many in a row mean the weights
 or the data are bad. ``FaultGuard`` counts consecutive steps with a skipped update; after
 ``train.max_skipped`` of them it reloads models, optimisers and method state from ``checkpoints/last.pt``
@@ -17,7 +17,7 @@ from weakseg.config.schema import Config
 from weakseg.errors import WeaksegError
 from weakseg.methods.registry import Method
 from weakseg.training.checkpoint import load_checkpoint
-from weakseg.training.context import NonFiniteLossError, StepContext
+from weakseg.training.context import LoopContext, NonFiniteLossError
 
 _log = logging.getLogger("weakseg")
 
@@ -34,7 +34,7 @@ class FaultGuard:
         self.rollbacks = 0
         self._seen = 0           # ctx.skipped at the previous step
 
-    def after_step(self, step: int, ctx: StepContext) -> None:
+    def after_step(self, step: int, ctx: LoopContext) -> None:
         """Call once per step after the step functions; may reload weights or raise."""
         skipped_now = ctx.skipped > self._seen
         self._seen = ctx.skipped

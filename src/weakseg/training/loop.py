@@ -34,7 +34,7 @@ from weakseg.errors import WeaksegError
 from weakseg.methods.registry import Method, build_method
 from weakseg.training.checkpoint import load_checkpoint, save_checkpoint
 from weakseg.training import distributed
-from weakseg.training.context import StepContext, amp_dtype, resolve_device
+from weakseg.training.context import LoopContext, amp_dtype, resolve_device
 from weakseg.training.distributed import World
 from weakseg.training.faults import FaultGuard          # reliab hook
 from weakseg.training.logging import RunLogger, flatten_scalars
@@ -192,7 +192,7 @@ class _SilentLogger:
         pass
 
 
-def _fork_rng(cfg: Config, ctx: StepContext, world: World, start: int) -> None:
+def _fork_rng(cfg: Config, ctx: LoopContext, world: World, start: int) -> None:
     """Give ranks > 0 their own random streams (dropout, noise); rank 0 keeps the single-process ones.
 
     Derived from (seed, rank, start step), so resuming with any number of processes is reproducible.
@@ -218,7 +218,7 @@ def check_inputs(data: DataBundle, streams: dict[str, BatchStream]) -> None:
                                f"[{lo}, {hi}]; normalise the images (weakseg convert does) or fix the source files")
 
 
-def _state(method: Method, streams: dict[str, BatchStream], ctx: StepContext, cfg: Config,
+def _state(method: Method, streams: dict[str, BatchStream], ctx: LoopContext, cfg: Config,
            step: int, best: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "method": method.name,
@@ -331,7 +331,7 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
     if world.is_main:
         check_inputs(data, streams)
     gen_device = device if device.type == "cuda" else torch.device("cpu")
-    ctx = StepContext(cfg=cfg, device=device, dtype=amp_dtype(cfg, device), world=world,
+    ctx = LoopContext(cfg=cfg, device=device, dtype=amp_dtype(cfg, device), world=world,
                       generator=torch.Generator(device=gen_device).manual_seed(cfg.train.seed + 7919))
 
     start, best = 0, None
