@@ -13,6 +13,7 @@ from weakseg.data.status import (
     STATUSES,
     check_label_statuses,
     classes_without_masks,
+    is_missing,
     encode_statuses,
     label_usage,
     resolve_statuses,
@@ -210,3 +211,9 @@ def test_label_usage_on_simulated_phantoms() -> None:
     assert torch.equal(naive["pos_as_neg"], hidden) and naive["neg_as_pos"].sum() == 0
     frac = label_usage(y, w, truth)
     assert sum(float(v.sum()) for n, v in frac.items() if n != "wrong") == pytest.approx(3.0)  # fractions per class
+
+
+def test_is_missing_marks_present_and_unknown_only() -> None:
+    codes = torch.tensor([[STATUSES.index(w) for w in ("mask", "absent", "present", "unknown")]], dtype=torch.int8)
+    assert is_missing(codes).tolist() == [[False, False, True, True]]
+    assert is_missing(codes.long()).dtype == torch.bool

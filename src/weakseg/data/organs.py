@@ -43,9 +43,9 @@ from weakseg.data.formats.nnunet_raw import NnunetDataset, list_cases, read_data
 from weakseg.data.simulate import read_overlay
 from weakseg.data.status import (
     MASK,
-    MISSING_CODES,
     check_label_statuses,
     classes_without_masks,
+    is_missing,
     resolve_statuses,
     slice_status,
     status_codes_table,
@@ -124,8 +124,7 @@ class OrganSliceSet(TensorSampleSet):
         """The partial dataset read as plain nnU-Net reads it: every non-``absent`` class is ``mask``,
         hidden organs are background (the ``naive`` baseline). No hidden voxel is revealed: the masks of
         formerly missing classes are the zeros already stored."""
-        missing = torch.isin(self.status, torch.tensor(MISSING_CODES, dtype=self.status.dtype))
-        status = torch.where(missing, torch.full_like(self.status, MASK), self.status)
+        status = torch.where(is_missing(self.status), torch.full_like(self.status, MASK), self.status)
         return self.with_status(status)
 
 

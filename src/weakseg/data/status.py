@@ -84,6 +84,15 @@ ANNOTATED_CODES: tuple[int, ...] = (MASK, ABSENT)
 MISSING_CODES: tuple[int, ...] = (PRESENT, UNKNOWN)
 
 
+def is_missing(status: Tensor) -> Tensor:
+    """Where a class is missing (``present`` or ``unknown``): the one test SMILE, SMILEr and the baselines use.
+
+    Shape:
+        status: any shape of status codes (e.g. (B, K)); returns a bool tensor of the same shape and device.
+    """
+    return torch.isin(status, torch.tensor(MISSING_CODES, dtype=status.dtype, device=status.device))
+
+
 def _as_codes(status: Tensor | Sequence[str] | Sequence[Sequence[str]]) -> Tensor:
     """Status words or codes -> int64 code tensor (K,) or (B, K)."""
     if isinstance(status, Tensor):

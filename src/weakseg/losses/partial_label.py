@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from weakseg.data.status import ABSENT, MASK, MISSING_CODES
+from weakseg.data.status import ABSENT, MASK, is_missing
 from weakseg.errors import WeaksegError
 
 Normalisation = Literal["known_mean", "all_mean", "class_mean", "sum"]
@@ -331,7 +331,7 @@ def merged_background(status: Tensor) -> Tensor:
     Shape:
         status: (B, K) codes. Returns (B, K+1) bool.
     """
-    return torch.cat([torch.ones_like(status[:, :1], dtype=torch.bool), missing_classes(status)], 1)
+    return torch.cat([torch.ones_like(status[:, :1], dtype=torch.bool), is_missing(status)], 1)
 
 
 def marginal_cross_entropy(logits: Tensor, target: Tensor, status: Tensor, *,
@@ -386,7 +386,7 @@ def marginal_dice_loss(logits: Tensor, target: Tensor, status: Tensor, *, smooth
         p = logits.float().softmax(1)[:, 1:]                                     # (B, K, *S)
         ids = torch.arange(1, logits.shape[1], device=logits.device).view(1, -1, *[1] * (target.ndim - 1))
         y = (target.unsqueeze(1) == ids).float()                                 # (B, K, *S)
-        annotated = ~missing_classes(status.to(logits.device))                   # (B, K)
+        annotated = ~is_missing(status.to(logits.device))                   # (B, K)
         w = annotated.view(*annotated.shape, *[1] * (target.ndim - 1)).float().expand_as(p)
         return _weighted_dice_loss(p, y, w, smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=True)
 
@@ -464,11 +464,6 @@ def drop_incomplete(statuses: Mapping[str, Mapping[str, str]]) -> list[str]:
         raise WeaksegError(f"drop_incomplete: none of the {len(statuses)} training cases has every class "
                            "annotated; this baseline cannot run at this missing rate")
     return kept
-
-
-def missing_classes(status: Tensor) -> Tensor:
-    """(..., K) codes -> (..., K) bool: the class is missing (``unknown`` or ``present``)."""
-    return torch.isin(status, torch.tensor(MISSING_CODES, dtype=status.dtype, device=status.device))
 
 
 # --------------------------------------------------------------------------------------------------

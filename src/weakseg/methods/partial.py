@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from weakseg.config.schema import Config
 from weakseg.data.batch import Batch
 from weakseg.data.registry import DataBundle
-from weakseg.data.status import MISSING_CODES, PRESENT, UNKNOWN, status_targets_from_masks
+from weakseg.data.status import PRESENT, UNKNOWN, is_missing, status_targets_from_masks
 from weakseg.errors import WeaksegError
 from weakseg.losses.partial_label import (
     EXCLUSION_MODES,
@@ -195,7 +195,7 @@ def build_smiler(cfg: Config, data: DataBundle, device: torch.device) -> Method:
         train = _organ_train_set(data, cfg.method)
         pseudo = load_pseudo_labels(s.pseudo_labels, tuple(train.masks.shape))
         has = pseudo.flatten(2).any(-1)                                                     # (N, K)
-        missing = torch.isin(train.status, torch.tensor(MISSING_CODES, dtype=train.status.dtype))
+        missing = is_missing(train.status)
         status = torch.where(has & missing, torch.full_like(train.status, PRESENT), train.status)
         data.splits["train"] = train.with_status(status)
     method = _method(cfg.method, cfg, data, device, k, make_smile_step(_smile_loss(cfg, k), pseudo))

@@ -99,7 +99,7 @@ def fit_smiler(cfg: Config, run_dir: str | Path, *, resume: bool = False, progre
     """Train SMILEr: m_0 = SMILE, then T rounds of relabel + retrain. Returns a summary with every round's
     pseudo-label statistics (also in ``RUN_DIR/smiler_rounds.json`` and ``RUN_DIR/metrics.jsonl``)."""
     from weakseg.data.registry import build_data
-    from weakseg.data.status import MASK, MISSING_CODES, status_targets_from_masks
+    from weakseg.data.status import MASK, is_missing, status_targets_from_masks
     from weakseg.training.context import resolve_device
     from weakseg.training.loop import fit
 
@@ -130,7 +130,7 @@ def fit_smiler(cfg: Config, run_dir: str | Path, *, resume: bool = False, progre
     target0, weight0 = status_targets_from_masks(train.masks, train.status, has_mask=train.has_mask)
     # Precision needs the truth of every relabelled pair: pairs hidden by a simulation have it, pairs
     # declared unknown (real partial data) do not; then only counts are logged.
-    missing = torch.isin(train.status.long(), torch.tensor(MISSING_CODES))
+    missing = is_missing(train.status)
     known = bool((train.truth_status[missing] == MASK).all()) if hasattr(train, "truth_status") else False
     truth = train.truth.bool() if known else None
     if truth is None:

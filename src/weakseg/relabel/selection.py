@@ -18,7 +18,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from weakseg.data.status import MISSING_CODES, PRESENT
+from weakseg.data.status import PRESENT, is_missing
 from weakseg.errors import WeaksegError
 
 ScoreName = Literal["prob", "mc_std", "confidence"]
@@ -187,8 +187,7 @@ def select_pseudo_labels(
     device = prob.device
     out = torch.zeros(prob.shape, dtype=torch.bool, device=device)
     codes = status.to(device).long()
-    eligible_codes = (PRESENT,) if restrict_to_present else MISSING_CODES
-    eligible = torch.isin(codes, torch.tensor(eligible_codes, device=device))   # (N, K)
+    eligible = (codes == PRESENT) if restrict_to_present else is_missing(codes)   # (N, K)
     units = _unit_ids(n, rank_scope, volume_ids, device)                        # (N,)
     p_flat = prob.reshape(n, k, -1)                                             # (N, K, P)
     cand = (weight0.reshape(n, k, -1) == 0) & eligible[:, :, None]              # (N, K, P)
@@ -254,7 +253,7 @@ def apply_pseudo_labels(
     weight = torch.where(p, torch.ones_like(weight0), weight0)
     if propagate_negatives:
         view = (*status.shape, *[1] * (pseudo.ndim - 2))
-        missing = torch.isin(status.to(p.device).long(), torch.tensor(MISSING_CODES, device=p.device)).view(view)
+        missing = is_missing(status.to(p.device)).view(view)
         n_pos = p.sum(1, keepdim=True)                                           # (N, 1, *S)
         other = (n_pos - p.long()) > 0                                           # a pseudo-positive of another class
         neg = other & ~p & missing & (weight0 == 0)                              # never touch original labels
@@ -284,7 +283,7 @@ def pseudo_label_stats(
     names = list(class_names) if class_names is not None else [str(i + 1) for i in range(k)]
     if len(names) != k:
         raise ValueError(f"pseudo_label_stats: {len(names)} class names for K = {k}")
-    missing = torch.isin(status.long(), torch.tensor(MISSING_CODES, device=status.device)).to(pseudo.device)
+    missing = is_missing(status).to(pseudo.device)
     p = pseudo.reshape(n, k, -1).bool() & missing[:, :, None]                  # (N, K, P)
     stats: dict[str, dict[str, Any]] = {}
     g = None if truth is None else truth.reshape(n, k, -1).bool()

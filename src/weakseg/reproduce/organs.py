@@ -438,7 +438,7 @@ def figure(runs_root: Path, out: Path, *, alpha: float, fold: int, n: int = 4) -
     import torch
 
     from weakseg.data.organs import predict_label_maps
-    from weakseg.data.status import MISSING_CODES
+    from weakseg.data.status import is_missing
     from weakseg.inference.load import load_run
     from weakseg.inference.panels import render_panels
     from weakseg.losses.partial_label import ce_targets
@@ -451,7 +451,7 @@ def figure(runs_root: Path, out: Path, *, alpha: float, fold: int, n: int = 4) -
     runs = {m: load_run(d, which="last", device="cpu") for m, d in dirs.items()}
     from weakseg.data.registry import build_data
     train = build_data(runs["smiler"].cfg).split("train")           # fresh: the partial statuses
-    missing = torch.isin(train.status.long(), torch.tensor(MISSING_CODES))
+    missing = is_missing(train.status)
     hidden_vox = (train.truth.bool() & missing[:, :, None, None]).flatten(1).sum(1)   # (N,)
     rows = hidden_vox.argsort(descending=True)
     picked: list[int] = []
