@@ -11,6 +11,7 @@ from weakseg.data.phantom import make_abdomen
 from weakseg.data.simulate import simulate_missing
 from weakseg.data.status import (
     STATUSES,
+    apply_pseudo_labels,
     check_label_statuses,
     classes_without_masks,
     is_missing,
@@ -217,3 +218,21 @@ def test_is_missing_marks_present_and_unknown_only() -> None:
     codes = torch.tensor([[STATUSES.index(w) for w in ("mask", "absent", "present", "unknown")]], dtype=torch.int8)
     assert is_missing(codes).tolist() == [[False, False, True, True]]
     assert is_missing(codes.long()).dtype == torch.bool
+
+
+def test_apply_keeps_originals_and_propagates_negatives() -> None:
+    label = torch.tensor([[1, 0, 0, 0]])
+    status = encode_statuses(["mask", "unknown", "unknown"]).view(1, 3)
+    target0, weight0 = status_targets(label.unsqueeze(0), status)              # (1, 3, 1, 4)
+    pseudo = torch.zeros_like(target0, dtype=torch.bool)
+    pseudo[0, 1, 0, 1:3] = True                                                 # class 1 at pixels 1, 2
+    pseudo[0, 2, 0, 2] = True                                                   # class 2 at pixel 2 (overlap)
+    pseudo[0, 0, 0, 3] = True                                                   # must not alter class 0's labels
+    y, w = apply_pseudo_labels(target0, weight0, pseudo & (status == 3).view(1, 3, 1, 1), status)
+    assert y[0, 1, 0].tolist() == [0, 1, 1, 0] and w[0, 1, 0].tolist() == [1, 1, 1, 0]
+    assert w[0, 2, 0].tolist() == [1, 0, 1, 0]                                 # no propagation by default
+    y, w = apply_pseudo_labels(target0, weight0, pseudo & (status == 3).view(1, 3, 1, 1), status,
+                               propagate_negatives=True)
+    assert w[0, 2, 0].tolist() == [1, 1, 1, 0] and y[0, 2, 0].tolist() == [0, 0, 1, 0]
+    assert w[0, 1, 0].tolist() == [1, 1, 1, 0] and y[0, 1, 0].tolist() == [0, 1, 1, 0]
+    assert torch.equal(y[0, 0], target0[0, 0]) and torch.equal(w[0, 0], weight0[0, 0])

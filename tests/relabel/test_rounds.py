@@ -12,7 +12,7 @@ from weakseg.config import load_config
 from weakseg.data.registry import build_data
 from weakseg.data.status import status_targets_from_masks
 from weakseg.inference.load import load_run
-from weakseg.relabel.rounds import fit_any, smiler_options
+from weakseg.relabel.rounds import fit_smiler, smiler_options
 from weakseg.relabel.scoring import probability_scores
 
 
@@ -23,7 +23,7 @@ def test_smiler_rounds_end_to_end(tmp_path) -> None:
     # tau = 0.3 with an untrained net: plenty of candidates, so the ceil(gamma * |C|) counts are visible
     cfg = load_config("organs/smiler", [*organs_overrides(root, overlay), "smiler.tau=0.3"])
     run = tmp_path / "run"
-    out = fit_any(cfg, run)
+    out = fit_smiler(cfg, run)
     assert [r["round"] for r in out["rounds"]] == [1, 2]
     assert (run / "checkpoints" / "last.pt").is_file() and (run / "round_2" / "checkpoints" / "last.pt").is_file()
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -48,7 +48,7 @@ def test_smiler_rounds_end_to_end(tmp_path) -> None:
     got = [r1["classes"][c]["n_pseudo"] for c in train.class_names]
     assert got == expected.sum(0).tolist() and sum(got) > 0
     # rerunning skips every finished round and leaves the results alone
-    again = fit_any(cfg, run, resume=True)
+    again = fit_smiler(cfg, run, resume=True)
     assert again["rounds"] == out["rounds"]
 
 
@@ -57,16 +57,20 @@ def test_round_config_init_and_step_budget(tmp_path) -> None:
 
     base = load_config("organs/smiler", ["train.steps=40", "smiler.rounds=3", "smiler.round_steps=null"])
     run, round0 = tmp_path / "run", tmp_path / "run" / "round_0"
-    for init, expected in (("continue", run / "round_1"), ("smile", round0), ("scratch", None)):
+    for init, expected in (("continue", "round_1"), ("smile", "round_0"), ("scratch", None)):
         cfg = load_config("organs/smiler", ["train.steps=40", "smiler.rounds=3", "smiler.round_steps=null",
                                             f"smiler.init={init}"])
         t2 = round_config(cfg, 2, run, smiler_options(cfg), round0)
-        want = None if expected is None else str((expected / "checkpoints" / "last.pt").resolve())
-        assert t2.smiler.init_from == want, init
+        # relative to the round's own folder, so the run keeps working after it moves
+        want = None if expected is None else f"../{expected}/checkpoints/last.pt"
+        assert t2.train.init_from == want, init
         assert t2.train.steps == 40                      # round_steps null: the full budget of round 0
-        assert t2.smiler.pseudo_labels.endswith("round_2/pseudo.pt") and t2.train.seed == cfg.train.seed
+        assert t2.smiler.round == 2 and t2.train.seed == cfg.train.seed
     t1 = round_config(base, 1, run, smiler_options(base), round0)
-    assert t1.smiler.init_from == str((round0 / "checkpoints" / "last.pt").resolve())     # continue from m_0
+    assert t1.train.init_from == "../round_0/checkpoints/last.pt"                        # continue from m_0
+    elsewhere = tmp_path / "smile_run"                   # smiler.round0_run: another folder, named as it is
+    assert round_config(base, 1, run, smiler_options(base), elsewhere).train.init_from == \
+        str((elsewhere / "checkpoints" / "last.pt").resolve())
     short = load_config("organs/smiler", ["smiler.round_steps=7"])
     assert round_config(short, 1, run, smiler_options(short), round0).train.steps == 7
 
@@ -78,5 +82,5 @@ def test_bad_smiler_option_is_refused_before_round_0(tmp_path) -> None:
 
     cfg = load_config("organs/smiler", ["smiler.tau=1.5"])
     with pytest.raises(WeaksegError, match=r"smiler.tau must be a number in \[0, 1\)"):
-        fit_any(cfg, tmp_path / "run")
+        fit_smiler(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "round_0").exists()

@@ -10,7 +10,6 @@ from weakseg.errors import WeaksegError
 from weakseg.relabel.selection import (
     SMILER_MC_PRESET,
     SmilerOptions,
-    apply_pseudo_labels,
     gamma_schedule,
     pseudo_label_stats,
     relabel_round,
@@ -141,24 +140,6 @@ def test_union_versus_rebuild() -> None:
     assert update_pseudo_labels(None, a).tolist() == a.tolist()
     assert update_pseudo_labels(a, b, cumulative=True)[0, 0].tolist() == [True, True, False]
     assert update_pseudo_labels(a, b, cumulative=False)[0, 0].tolist() == [False, True, False]
-
-
-def test_apply_keeps_originals_and_propagates_negatives() -> None:
-    label = torch.tensor([[1, 0, 0, 0]])
-    status = encode_statuses(["mask", "unknown", "unknown"]).view(1, 3)
-    target0, weight0 = status_targets(label.unsqueeze(0), status)              # (1, 3, 1, 4)
-    pseudo = torch.zeros_like(target0, dtype=torch.bool)
-    pseudo[0, 1, 0, 1:3] = True                                                 # class 1 at pixels 1, 2
-    pseudo[0, 2, 0, 2] = True                                                   # class 2 at pixel 2 (overlap)
-    pseudo[0, 0, 0, 3] = True                                                   # must not alter class 0's labels
-    y, w = apply_pseudo_labels(target0, weight0, pseudo & (status == 3).view(1, 3, 1, 1), status)
-    assert y[0, 1, 0].tolist() == [0, 1, 1, 0] and w[0, 1, 0].tolist() == [1, 1, 1, 0]
-    assert w[0, 2, 0].tolist() == [1, 0, 1, 0]                                 # no propagation by default
-    y, w = apply_pseudo_labels(target0, weight0, pseudo & (status == 3).view(1, 3, 1, 1), status,
-                               propagate_negatives=True)
-    assert w[0, 2, 0].tolist() == [1, 1, 1, 0] and y[0, 2, 0].tolist() == [0, 0, 1, 0]
-    assert w[0, 1, 0].tolist() == [1, 1, 1, 0] and y[0, 1, 0].tolist() == [0, 1, 1, 0]
-    assert torch.equal(y[0, 0], target0[0, 0]) and torch.equal(w[0, 0], weight0[0, 0])
 
 
 def test_precision_recall_bookkeeping() -> None:

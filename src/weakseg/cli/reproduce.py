@@ -130,7 +130,7 @@ def _figure(args: argparse.Namespace, name: str) -> str | None:
 
 def run_organs(args: argparse.Namespace) -> int:
     from weakseg.metrics.jsonio import atomic_write_json
-    from weakseg.relabel.rounds import fit_any
+    from weakseg.cli.train import train_run
     from weakseg.reproduce import organs
     from weakseg.reproduce.provenance import provenance
     from weakseg.reproduce.runner import load_results, run_grid
@@ -146,7 +146,7 @@ def run_organs(args: argparse.Namespace) -> int:
                             methods=tuple(args.methods) if args.methods else grid_methods, folds=folds,
                             extra_overrides=tuple(args.overrides))
         run_grid(specs, runs_root=runs_root, results_dir=results_dir, redo=args.redo,
-                 evaluate=organs.evaluate_spec, command=command, trainer=fit_any)
+                 evaluate=organs.evaluate_spec, command=command, trainer=train_run)
     summary = organs.summarise(results_dir)
     found = organs.claims(summary)
     runs = load_results(results_dir)

@@ -27,10 +27,24 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(run=run)
 
 
+def train_run(cfg: Any, out: Path, *, resume: bool = False, progress: bool | None = None,
+              history: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One training run: SMILEr's round driver for ``smiler``/``smiler_mc`` (its rounds keep their own
+    histories), the training loop ``fit`` for every other method."""
+    from weakseg.errors import WeaksegError
+    from weakseg.relabel.rounds import SMILER_METHODS, fit_smiler
+
+    if cfg.method not in SMILER_METHODS:
+        from weakseg.training.loop import fit
+        return fit(cfg, out, resume=resume, progress=progress, history=history)
+    if cfg.smiler.round > 0:
+        raise WeaksegError(f"{out} is round {cfg.smiler.round} of a SMILEr run, which trains only through its "
+                           f"run: weakseg train --resume --out {Path(out).parent}")
+    return fit_smiler(cfg, out, resume=resume, progress=progress)
+
+
 def run(args: argparse.Namespace) -> int:
     from weakseg.config import load_config
-    from weakseg.relabel.rounds import fit_any   # fit(), or the SMILEr round driver for smiler methods
-
     from weakseg.errors import WeaksegError
 
     if args.config is None and not args.resume:
@@ -47,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(args.config, args.overrides)
         history = {"overrides": list(args.overrides), "config_file": str(args.config)}
-    summary = fit_any(cfg, out, resume=args.resume, progress=False if args.no_progress else None, history=history)
+    summary = train_run(cfg, out, resume=args.resume, progress=False if args.no_progress else None, history=history)
     if summary.get("rank", 0) == 0:      # under torchrun, rank 0 reports for every process
         print(json.dumps({"run_dir": str(out), **{k: summary[k] for k in ("steps", "best", "wall_time_s", "rounds")
                                                   if k in summary}}, default=str))

@@ -279,8 +279,11 @@ def upgrade_stored_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     so that old runs evaluate, resume and rebuild as they were trained. A stored config without
     ``smile.calibrate_pos_weight`` predates ``model.kwargs.head_channels`` too: its segmentation heads had
     the image-channel width, so ``head_channels: image`` is set unless given. A config already complete
-    comes back unchanged.
+    comes back unchanged. SMILEr rounds stored their pseudo-label file and initial weights as absolute paths
+    in ``smiler``: neither is needed to evaluate or predict, so the file key is dropped and the weights' path
+    becomes ``train.init_from`` (read only when a run starts).
     """
+    raw = _upgrade_smiler_paths(raw)
     out = deep_merge(to_dict(Config()), raw)
     for path, value in FORMER_DEFAULTS.items():
         node: Any = raw
@@ -296,6 +299,17 @@ def upgrade_stored_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     if "calibrate_pos_weight" not in (raw.get("smile") or {}):
         out["model"]["kwargs"] = {**out["model"].get("kwargs", {}), "head_channels": "image",
                                   **(raw.get("model") or {}).get("kwargs", {})}
+    return out
+
+
+def _upgrade_smiler_paths(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    smiler = raw.get("smiler")
+    if not isinstance(smiler, Mapping) or not {"pseudo_labels", "init_from"} & set(smiler):
+        return raw
+    init = smiler.get("init_from")
+    out = {**raw, "smiler": {k: v for k, v in smiler.items() if k not in ("pseudo_labels", "init_from")}}
+    if init is not None:
+        out["train"] = {**(raw.get("train") or {}), "init_from": init}
     return out
 
 

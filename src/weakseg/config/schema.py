@@ -118,6 +118,10 @@ class TrainConfig:
     compile_backend: str = "inductor"  # torch.compile backend; "eager"/"aot_eager" only trace (for tests)
     channels_last: bool = False        # NHWC (NDHWC in 3D) weights and images; pays off with bf16 on GPU
     pin_memory: bool = True            # CUDA: pin host batches so the copy to the GPU is asynchronous
+    # A checkpoint whose model weights start the run (weights only: new optimisers, step 0); read once, at
+    # the start, never on --resume. A relative path is read from the run folder, so a moved run still says
+    # where its weights came from.
+    init_from: str | None = None
 
 
 @dataclass
@@ -195,10 +199,7 @@ class SmilerConfig:
     mc_samples: int = 10
     mc_dropout_p: float | None = None  # drop probability during the MC passes; null: model.kwargs.dropout
     round0_run: str | None = None      # a finished SMILE run folder to use as round 0 (same data and model)
-    # Set by the round driver (weakseg.relabel.rounds), not by hand:
-    round: int = 0
-    pseudo_labels: str | None = None
-    init_from: str | None = None
+    round: int = 0                     # set by the round driver (weakseg.relabel.rounds): which round this run is
 
 
 @dataclass

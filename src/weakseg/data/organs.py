@@ -94,7 +94,8 @@ class OrganSliceSet(TensorSampleSet):
         images: (N, 1, H, W) in [0, 1]; status, truth_status, eval_status: (N, K) int8;
         masks, truth: (N, K, H, W) uint8;
         volume, z: (N,) int64 (volume index, slice index); volumes: one dict per volume with
-        ``case_id``, ``start``, ``depth``, ``spacing`` (dz, dy, dx) mm.
+        ``case_id``, ``start``, ``depth``, ``spacing`` (dz, dy, dx) mm; pseudo_labels: (N, K, H, W) bool
+        or None, extra positives a SMILEr round trains on (set by ``weakseg.relabel.pseudo_labels``).
     """
 
     def __init__(self, images: Tensor, status: Tensor, masks: Tensor, has_mask: Tensor, *,
@@ -109,16 +110,19 @@ class OrganSliceSet(TensorSampleSet):
         self.z = z.long()
         self.volumes = volumes
         self.score_truth = score_truth          # score against truth (test) or against the visible masks
+        self.pseudo_labels: Tensor | None = None
 
     def with_status(self, status: Tensor, *, masks: Tensor | None = None) -> OrganSliceSet:
         """Same slices with other training statuses (and masks); shares every other tensor."""
         masks = self.masks if masks is None else masks
         has_mask = (status == MASK).any(1)
-        return OrganSliceSet(self.images, status, masks * (status == MASK)[:, :, None, None], has_mask,
+        view = OrganSliceSet(self.images, status, masks * (status == MASK)[:, :, None, None], has_mask,
                              class_names=self.class_names, case_ids=self.case_ids, truth=self.truth,
                              truth_status=self.truth_status, eval_status=self.eval_status, volume=self.volume,
                              z=self.z, volumes=self.volumes,
                              score_truth=self.score_truth)
+        view.pseudo_labels = self.pseudo_labels
+        return view
 
     def materialised(self) -> OrganSliceSet:
         """The partial dataset read as plain nnU-Net reads it: every non-``absent`` class is ``mask``,

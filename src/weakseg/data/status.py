@@ -182,6 +182,39 @@ def status_targets(
     return status_targets_from_masks(onehot, codes, dtype=dtype)
 
 
+def apply_pseudo_labels(
+    target0: Tensor,
+    weight0: Tensor,
+    pseudo: Tensor,
+    status: Tensor,
+    *,
+    propagate_negatives: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Training targets after relabelling: Y = Y⁰ ∪ P, W = W⁰ ∪ P (original labels never altered).
+
+    ``propagate_negatives``: a pseudo-positive of k is also a known negative (W = 1, Y = 0) for every other
+    missing class j of the image that has no pseudo-positive there (the weight rule re-applied).
+
+    Shape:
+        target0, weight0, pseudo: (N, K, *S); status: (N, K) codes. Returns Y, W like target0.
+    """
+    if not target0.shape == weight0.shape == pseudo.shape:
+        raise ValueError(f"apply_pseudo_labels: shapes differ: {tuple(target0.shape)}, {tuple(weight0.shape)}, "
+                         f"{tuple(pseudo.shape)}")
+    p = pseudo.bool()
+    target = torch.where(p, torch.ones_like(target0), target0)
+    weight = torch.where(p, torch.ones_like(weight0), weight0)
+    if propagate_negatives:
+        view = (*status.shape, *[1] * (pseudo.ndim - 2))
+        missing = is_missing(status.to(p.device)).view(view)
+        n_pos = p.sum(1, keepdim=True)                                           # (N, 1, *S)
+        other = (n_pos - p.long()) > 0                                           # a pseudo-positive of another class
+        neg = other & ~p & missing & (weight0 == 0)                              # never touch original labels
+        weight = torch.where(neg, torch.ones_like(weight), weight)
+        target = torch.where(neg, torch.zeros_like(target), target)
+    return target, weight
+
+
 def label_usage(target: Tensor, weight: Tensor, truth: Tensor, *, normalise: bool = True) -> dict[str, Tensor]:
     """How the labels a method trains on relate to the full ground truth (smile.md §2.3, §17.4).
 

@@ -5,7 +5,8 @@ sampler (pool ``all``) and the step budget; only the head, the targets and the l
 
 - ``smile``: K sigmoid outputs, weighted BCE on (Y, W) from the label statuses (``SmileLoss``);
 - ``smiler`` / ``smiler_mc``: SMILE plus the pseudo-positives of the current round (the round driver
-  ``weakseg.relabel.rounds.fit_smiler`` runs the rounds; a single ``fit`` trains one round);
+  ``weakseg.relabel.rounds.fit_smiler`` runs the rounds and hands each round's ``fit`` a training split
+  that carries its pseudo-labels);
 - ``naive``: softmax K+1, cross-entropy on the partial map read as nnU-Net reads it (missing organs are
   background, every slice is used, including those of volumes that lost every annotation);
 - ``oracle``: softmax K+1 on the full labels (needs ``data.organs.full_labels=true``);
@@ -23,16 +24,13 @@ it (``OrganSliceSet.materialised``/``with_status``/subset) before the loop build
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from weakseg.config.schema import Config
 from weakseg.data.batch import Batch
 from weakseg.data.registry import DataBundle
-from weakseg.data.status import PRESENT, UNKNOWN, is_missing, status_targets_from_masks
+from weakseg.data.status import UNKNOWN, apply_pseudo_labels, status_targets_from_masks
 from weakseg.errors import WeaksegError
 from weakseg.losses.partial_label import (
     EXCLUSION_MODES,
@@ -46,8 +44,6 @@ from weakseg.losses.partial_label import (
 )
 from weakseg.methods.registry import Method, StepContext, adam, register_method
 from weakseg.models.registry import create_model
-from weakseg.relabel.selection import apply_pseudo_labels
-from weakseg.training.checkpoint import load_checkpoint
 
 SOFTMAX_METHODS = ("naive", "oracle", "spatial_ignore", "drop_incomplete", "marginal")
 SIGMOID_METHODS = ("smile", "smiler", "smiler_mc", "oracle_sigmoid")
@@ -165,44 +161,17 @@ def build_smile(cfg: Config, data: DataBundle, device: torch.device) -> Method:
     return _method("smile", cfg, data, device, k, make_smile_step(_smile_loss(cfg, k)))
 
 
-def load_pseudo_labels(path: str | Path, shape: tuple[int, ...]) -> Tensor:
-    """Read a pseudo-label file of ``weakseg.relabel.rounds`` (packed bits). Shape: returns ``shape`` bool."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeaksegError(f"smiler.pseudo_labels: {path} not found; the round driver writes it "
-                           "(weakseg train with method smiler runs every round)")
-    saved = torch.load(path, weights_only=True)
-    if tuple(saved["shape"]) != tuple(shape):
-        raise WeaksegError(f"{path}: pseudo-labels of shape {tuple(saved['shape'])} do not fit the training "
-                           f"set {tuple(shape)}; they were made for another dataset, fold or overlay")
-    bits = np.unpackbits(saved["bits"].numpy(), count=int(np.prod(shape)))
-    return torch.from_numpy(bits.reshape(shape).astype(bool))
-
-
 @register_method("smiler")
 @register_method("smiler_mc")
 def build_smiler(cfg: Config, data: DataBundle, device: torch.device) -> Method:
-    """SMILE on (Y, W) plus the pseudo-positives of round ``smiler.round`` (set by the driver).
+    """SMILE on (Y, W) plus the pseudo-positives the training split carries (``OrganSliceSet.pseudo_labels``,
+    attached by SMILEr's round driver; none when a finished run is rebuilt for evaluation or prediction).
 
-    Slices holding a pseudo-positive of a missing class get slice status ``present`` for it (the previous
-    model says the organ is there), so slices of volumes that lost every annotation enter the ``all``
-    pool; their loss is unchanged (``present`` and ``unknown`` give the same W).
+    The round's initial weights come from ``train.init_from``, applied by the loop.
     """
     k = len(data.class_names)
-    s = cfg.smiler
-    pseudo = None
-    if s.pseudo_labels:
-        train = _organ_train_set(data, cfg.method)
-        pseudo = load_pseudo_labels(s.pseudo_labels, tuple(train.masks.shape))
-        has = pseudo.flatten(2).any(-1)                                                     # (N, K)
-        missing = is_missing(train.status)
-        status = torch.where(has & missing, torch.full_like(train.status, PRESENT), train.status)
-        data.splits["train"] = train.with_status(status)
-    method = _method(cfg.method, cfg, data, device, k, make_smile_step(_smile_loss(cfg, k), pseudo))
-    if s.init_from:
-        ckpt = load_checkpoint(s.init_from)
-        method.models["segmenter"].load_state_dict(ckpt["models"]["segmenter"])
-    return method
+    pseudo = getattr(data.split("train"), "pseudo_labels", None)
+    return _method(cfg.method, cfg, data, device, k, make_smile_step(_smile_loss(cfg, k), pseudo))
 
 
 @register_method("naive")

@@ -7,7 +7,6 @@ from weakseg.relabel.selection import (
     SMILER_MC_PRESET,
     RelabelResult,
     SmilerOptions,
-    apply_pseudo_labels,
     gamma_schedule,
     pseudo_label_stats,
     relabel_round,
@@ -16,7 +15,7 @@ from weakseg.relabel.selection import (
 )
 
 __all__ = [
-    "SMILER_MC_PRESET", "RelabelResult", "SmilerOptions", "apply_pseudo_labels", "gamma_schedule",
+    "SMILER_MC_PRESET", "RelabelResult", "SmilerOptions", "gamma_schedule",
     "mc_dropout_mode", "mc_dropout_scores", "probability_scores", "pseudo_label_stats", "relabel_round",
     "select_pseudo_labels", "update_pseudo_labels",
 ]

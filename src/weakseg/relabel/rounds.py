@@ -13,28 +13,34 @@ Every step is resumable: a round whose checkpoint reached its step budget is ski
 resumed, pseudo-labels already written are reused. The relabelling itself is
 ``weakseg.relabel.selection.relabel_round``; scores come from m_{t-1}'s last checkpoint (no early
 stopping: the test fold selects nothing, and validation is not used to pick rounds either).
+
+Nothing a round needs to train travels through its config but its initial weights (``train.init_from``,
+relative to the round's folder): the driver hands ``fit`` the training split with the round's
+pseudo-labels (``weakseg.relabel.pseudo_labels``). Every path the run stores is relative to its folder,
+so a finished run evaluates and predicts wherever it is moved.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from weakseg.config.io import dump_yaml
 from weakseg.config.schema import Config
 from weakseg.errors import WeaksegError
 from weakseg.metrics.jsonio import atomic_write_json
+from weakseg.relabel.pseudo_labels import load_pseudo_labels, pseudo_label_path, save_pseudo_labels, with_pseudo_labels
 from weakseg.relabel.selection import SMILER_MC_PRESET, SmilerOptions, relabel_round
 
 SMILER_METHODS = ("smiler", "smiler_mc")
-_DRIVER_KEYS = ("round", "pseudo_labels", "init_from", "round0_run")
+_DRIVER_KEYS = ("round", "round0_run")
 
 
 def smiler_options(cfg: Config) -> SmilerOptions:
@@ -52,27 +58,29 @@ def _finished(run_dir: Path, steps: int) -> bool:
     return last.is_file() and int(load_checkpoint(last)["step"]) >= steps
 
 
+def _relative(path: Path, start: Path) -> str:
+    """``path`` relative to the folder ``start`` (which need not exist yet)."""
+    return os.path.relpath(path.resolve(), start.resolve())
+
+
 def round_config(cfg: Config, t: int, run_dir: Path, opts: SmilerOptions, round0: Path) -> Config:
-    """The config that trains round t: its pseudo-labels, its initial weights and its step budget."""
-    smiler = dataclasses.replace(cfg.smiler, round=t, round0_run=None, pseudo_labels=None, init_from=None)
-    train = cfg.train
+    """The config that trains round t: its initial weights (relative to the round's folder) and step budget.
+
+    The round's pseudo-labels are not in it: the driver hands them to ``fit`` with the training split.
+    """
+    smiler = dataclasses.replace(cfg.smiler, round=t, round0_run=None)
+    train = dataclasses.replace(cfg.train, init_from=None)
     if t > 0:
         prev = round0 if t == 1 else run_dir / f"round_{t - 1}"
         init = {"continue": prev, "smile": round0, "scratch": None}[opts.init]
-        smiler = dataclasses.replace(
-            smiler, pseudo_labels=str((run_dir / "pseudo" / f"round_{t}" / "pseudo.pt").resolve()),
-            init_from=None if init is None else str((init / "checkpoints" / "last.pt").resolve()))
+        if init is not None:
+            last = init / "checkpoints" / "last.pt"
+            inside = last.resolve().is_relative_to(run_dir.resolve())
+            train = dataclasses.replace(train, init_from=_relative(last, run_dir / f"round_{t}") if inside
+                                        else str(last.resolve()))       # a round 0 from another run folder
         if opts.round_steps is not None:
             train = dataclasses.replace(train, steps=opts.round_steps)
     return dataclasses.replace(cfg, smiler=smiler, train=train)
-
-
-def _save_pseudo(path: Path, pseudo: torch.Tensor) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    bits = torch.from_numpy(np.packbits(pseudo.numpy().reshape(-1)))
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"shape": list(pseudo.shape), "bits": bits}, tmp)
-    tmp.replace(path)
 
 
 def score_training_set(cfg: Config, model_run: Path, opts: SmilerOptions, train: Any, *, t: int,
@@ -141,10 +149,9 @@ def fit_smiler(cfg: Config, run_dir: str | Path, *, resume: bool = False, progre
     for t in range(1, opts.rounds + 1):
         cfg_t = round_config(cfg, t, run_dir, opts, round0)
         rdir = run_dir / f"round_{t}"
-        pseudo_path = Path(cfg_t.smiler.pseudo_labels)
+        pseudo_path = pseudo_label_path(run_dir, t)
         stats_path = pseudo_path.with_name("stats.json")
         if pseudo_path.is_file() and stats_path.is_file():
-            from weakseg.methods.partial import load_pseudo_labels
             previous = load_pseudo_labels(pseudo_path, tuple(train.masks.shape))
             record = json.loads(stats_path.read_text())
         else:
@@ -154,8 +161,8 @@ def fit_smiler(cfg: Config, run_dir: str | Path, *, resume: bool = False, progre
                                 volume_ids=volume_ids, truth=truth, class_names=train.class_names)
             previous = res.pseudo
             record = {"round": t, "gamma": res.gamma, "classes": res.stats,
-                      "n_candidates_scored_from": str(model_run)}
-            _save_pseudo(pseudo_path, res.pseudo)
+                      "n_candidates_scored_from": _stored_path(model_run, run_dir)}
+            save_pseudo_labels(pseudo_path, res.pseudo)
             atomic_write_json(stats_path, record)
             _log_round(run_dir, record)
         rounds.append(record)
@@ -163,9 +170,23 @@ def fit_smiler(cfg: Config, run_dir: str | Path, *, resume: bool = False, progre
                             for c, s in record["classes"].items())
         log(f"smiler: round {t}/{opts.rounds} gamma={record['gamma']:.3f} {summary}")
         if not _finished(rdir, cfg_t.train.steps):
-            fit(cfg_t, rdir, resume=(rdir / "checkpoints" / "last.pt").is_file(), progress=progress)
+            fit(cfg_t, rdir, resume=(rdir / "checkpoints" / "last.pt").is_file(), progress=progress,
+                data=with_pseudo_labels(data, previous),
+                history={"pseudo_labels": _relative(pseudo_path, rdir)})
 
-    last_dir = run_dir / f"round_{opts.rounds}"
+    _copy_final_checkpoints(run_dir / f"round_{opts.rounds}", run_dir)
+    atomic_write_json(run_dir / "smiler_rounds.json", {"options": opts.to_dict(), "rounds": rounds,
+                                                       "round0": _stored_path(round0, run_dir)})
+    return {"rounds": rounds, "wall_time_s": time.time() - t0, "run_dir": str(run_dir)}
+
+
+def _stored_path(path: Path, run_dir: Path) -> str:
+    """A path as the run's records hold it: relative to the run folder when inside it."""
+    return _relative(path, run_dir) if path.resolve().is_relative_to(run_dir.resolve()) else str(path.resolve())
+
+
+def _copy_final_checkpoints(last_dir: Path, run_dir: Path) -> None:
+    """m_T's checkpoints as the run's own, so evaluate/show/predict treat the folder as one run."""
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     for name in ("best.pt", "last.pt"):
         src = last_dir / "checkpoints" / name
@@ -173,9 +194,6 @@ def fit_smiler(cfg: Config, run_dir: str | Path, *, resume: bool = False, progre
             tmp = run_dir / "checkpoints" / (name + ".tmp")
             shutil.copyfile(src, tmp)
             tmp.replace(run_dir / "checkpoints" / name)
-    atomic_write_json(run_dir / "smiler_rounds.json", {"options": opts.to_dict(), "rounds": rounds,
-                                                       "round0": str(round0)})
-    return {"rounds": rounds, "wall_time_s": time.time() - t0, "run_dir": str(run_dir)}
 
 
 def _fmt(v: Any) -> str:
@@ -191,13 +209,3 @@ def _log_round(run_dir: Path, record: dict[str, Any]) -> None:
                 line[f"smiler/{key}/{cls}"] = s[key]
     with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(line) + "\n")
-
-
-def fit_any(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None,
-            history: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``fit`` for every method, the SMILEr round driver for ``smiler``/``smiler_mc`` (``history`` goes to
-    ``fit``'s ``config_history.jsonl`` line; SMILEr rounds keep one history per round folder)."""
-    if cfg.method in SMILER_METHODS and cfg.smiler.round == 0 and not cfg.smiler.pseudo_labels:
-        return fit_smiler(cfg, run_dir, resume=resume, progress=progress)
-    from weakseg.training.loop import fit
-    return fit(cfg, run_dir, resume=resume, progress=progress, history=history)

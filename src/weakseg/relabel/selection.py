@@ -5,7 +5,9 @@ annotated, the pixels that the previous model predicts positive among the ignore
 p_k > tau) are ranked by score and the best ceil(gamma_t·|C|) of them, gamma_t = t/T·gamma_max, become
 positive targets. Original labels never change; pseudo-labels are positives only (with the optional
 ``propagate_negatives``). Everything here is a pure function on tensors, so the round driver around
-``fit()`` only calls ``relabel_round`` and ``pseudo_label_stats``.
+``fit()`` only calls ``relabel_round`` and ``pseudo_label_stats``. How pseudo-labels change the targets
+(``apply_pseudo_labels``) lives in ``weakseg.data.status`` beside the status targets, because the training
+step applies it too.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from weakseg.data.status import PRESENT, is_missing
+from weakseg.data.status import PRESENT, apply_pseudo_labels, is_missing
 from weakseg.errors import WeaksegError
 
 ScoreName = Literal["prob", "mc_std", "confidence"]
@@ -227,39 +229,6 @@ def update_pseudo_labels(previous: Tensor | None, selected: Tensor, *, cumulativ
     if previous is None or not cumulative:
         return selected.clone()
     return previous | selected
-
-
-def apply_pseudo_labels(
-    target0: Tensor,
-    weight0: Tensor,
-    pseudo: Tensor,
-    status: Tensor,
-    *,
-    propagate_negatives: bool = False,
-) -> tuple[Tensor, Tensor]:
-    """Training targets after relabelling: Y = Y⁰ ∪ P, W = W⁰ ∪ P (original labels never altered).
-
-    ``propagate_negatives``: a pseudo-positive of k is also a known negative (W = 1, Y = 0) for every other
-    missing class j of the image that has no pseudo-positive there (the weight rule re-applied).
-
-    Shape:
-        target0, weight0, pseudo: (N, K, *S); status: (N, K) codes. Returns Y, W like target0.
-    """
-    if not target0.shape == weight0.shape == pseudo.shape:
-        raise ValueError(f"apply_pseudo_labels: shapes differ: {tuple(target0.shape)}, {tuple(weight0.shape)}, "
-                         f"{tuple(pseudo.shape)}")
-    p = pseudo.bool()
-    target = torch.where(p, torch.ones_like(target0), target0)
-    weight = torch.where(p, torch.ones_like(weight0), weight0)
-    if propagate_negatives:
-        view = (*status.shape, *[1] * (pseudo.ndim - 2))
-        missing = is_missing(status.to(p.device)).view(view)
-        n_pos = p.sum(1, keepdim=True)                                           # (N, 1, *S)
-        other = (n_pos - p.long()) > 0                                           # a pseudo-positive of another class
-        neg = other & ~p & missing & (weight0 == 0)                              # never touch original labels
-        weight = torch.where(neg, torch.ones_like(weight), weight)
-        target = torch.where(neg, torch.zeros_like(target), target)
-    return target, weight
 
 
 def pseudo_label_stats(

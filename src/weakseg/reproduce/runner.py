@@ -56,7 +56,7 @@ def run_grid(specs: Sequence[RunSpec], *, runs_root: Path, results_dir: Path, re
     """Train and evaluate every spec not yet done; return all stored results of the grid.
 
     ``trainer(cfg, run_dir, resume=...)`` trains one run (default ``fit``; the organs table passes the
-    SMILEr-aware ``weakseg.relabel.rounds.fit_any``).
+    CLI's ``weakseg.cli.train.train_run``, which runs SMILEr's rounds for the SMILEr methods).
     """
     from weakseg.training.checkpoint import load_checkpoint
     from weakseg.training.loop import fit

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,12 @@ from weakseg.training.checkpoint import load_checkpoint, save_checkpoint
 from weakseg.training import distributed
 from weakseg.training.context import LoopContext, amp_dtype, resolve_device
 from weakseg.training.distributed import World
-from weakseg.training.faults import FaultGuard          # reliab hook
+from weakseg.training.faults import FaultGuard
 from weakseg.training.logging import RunLogger, flatten_scalars
 from weakseg.training.resume import append_history, config_changes
 from weakseg.training.seed import capture_rng, restore_rng, seed_everything
 from weakseg.training.progress import progress_bar
-from weakseg.training.signals import StopRequest        # reliab hook
+from weakseg.training.signals import StopRequest
 
 _log = logging.getLogger("weakseg")
 
@@ -50,8 +51,9 @@ _log = logging.getLogger("weakseg")
 RESUMABLE_CHANGES = ("train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
                      "train.device", "eval.batch_size", "eval.checkpoint", "train.compile", "train.compile_mode",
                      "train.compile_backend", "train.channels_last", "train.pin_memory", "data.on_device",
-                     "train.nonfinite", "train.max_skipped", "train.max_rollbacks",   # reliab: fault policy
-                     "data.brats.volume_every", "data.brats.volume_patients")        # what validation scores
+                     "train.nonfinite", "train.max_skipped", "train.max_rollbacks",   # the fault policy
+                     "data.brats.volume_every", "data.brats.volume_patients",        # what validation scores
+                     "train.init_from")                  # read at the start only; a resumed run reads last.pt
 ON_DEVICE_SHARE = 0.25          # data.on_device=auto moves in-memory sets when they take < 1/4 of GPU memory
 
 
@@ -296,32 +298,89 @@ def _on_main(world: World, fn: Any, *args: Any) -> Any:
 
 
 def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None,
-        history: dict[str, Any] | None = None) -> dict[str, Any]:
+        history: dict[str, Any] | None = None, data: DataBundle | None = None) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir``; returns a summary (steps, best, wall time, last validation).
 
     ``history``: fields added to this start's line of ``RUN/config_history.jsonl`` (e.g. the ``--set``
     list); the line always holds the event, the start step and the config keys changed since the
-    checkpoint resumed from. Launched by ``torchrun``, each process calls this with the same arguments:
-    rank 0 writes ``run_dir``.
+    checkpoint resumed from. ``data``: the ``DataBundle`` of ``cfg`` when the caller has built it already
+    (SMILEr's round driver passes one whose training split carries the round's pseudo-labels); built from
+    ``cfg`` when None. Launched by ``torchrun``, each process calls this with the same arguments: rank 0
+    writes ``run_dir``.
     """
     paths = RunPaths(Path(run_dir))
     check_speed_options(cfg)
     world, device = distributed.init_distributed(resolve_device(cfg.train.device))
     try:
-        return _fit(cfg, paths, world, device, resume=resume, progress=progress, history=history)
+        return _fit(cfg, paths, world, device, resume=resume, progress=progress, history=history, data=data)
     finally:
         distributed.teardown(world)
 
 
+@dataclass
+class _Run:
+    """One training run in progress: what ``_fit``'s steps below share."""
+
+    cfg: Config
+    paths: RunPaths
+    world: World
+    device: torch.device
+    data: DataBundle
+    method: Method
+    streams: dict[str, BatchStream]
+    ctx: LoopContext
+    logger: RunLogger | _SilentLogger = field(default_factory=lambda: _SilentLogger())   # until the folder opens
+
+    def save(self, path: Path, step: int, best: dict[str, Any] | None) -> None:
+        if self.world.is_main:
+            save_checkpoint({**_state(self.method, self.streams, self.ctx, self.cfg, step, best),
+                             "data_contract": self.data.contract}, path)
+
+
+@dataclass
+class _Tally:
+    """What the step loop accumulates between logs, evaluations and checkpoints."""
+
+    best: dict[str, Any] | None
+    reached: int
+    sums: dict[str, torch.Tensor] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)   # terms may be absent in some steps (no labelled image)
+    last_valid: dict[str, Any] = field(default_factory=dict)
+
+
 def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, resume: bool,
-         progress: bool | None, history: dict[str, Any] | None = None) -> dict[str, Any]:
+         progress: bool | None, history: dict[str, Any] | None = None,
+         data: DataBundle | None = None) -> dict[str, Any]:
     if cfg.train.batch_size % world.world_size:
         raise WeaksegError(f"train.batch_size={cfg.train.batch_size} is the global batch and must divide by the "
                            f"{world.world_size} processes; use a multiple of {world.world_size}")
     ckpt = _on_main(world, _load_for_resume, cfg, paths, resume)
+    run, moved = _build_run(cfg, paths, world, device, data)
+    start, best = _restore(run, ckpt) if ckpt is not None else (0, None)
+    initialised = _init_weights(run) if ckpt is None else None
+    distributed.broadcast_parameters(run.method.models.values(), world)   # every rank starts from rank 0's weights
+    _fork_rng(cfg, run.ctx, world, start)
+    speed = apply_speed_switches(cfg, run.method, device)
+    augment = build_augment(cfg)             # seeded per (step, stream, rank): nothing to store for resume
+    run.logger = _open_run_folder(run, ckpt, start, history)
+    n_params = _log_start(run, ckpt, start, moved=moved, speed=speed, augment=augment, initialised=initialised)
+    tally, wall = _train(run, start, best, augment, progress)
+    if world.is_main and tally.best is None and not paths.best.exists() and paths.last.exists():
+        # No finite validation value ever: best is the last state, said so in the summary.
+        run.save(paths.best, cfg.train.steps, None)
+    return {"steps": cfg.train.steps, "start_step": start, "best": tally.best, "wall_time_s": wall,
+            "valid": tally.last_valid, "device": str(device), "parameters": n_params,
+            "world_size": world.world_size, "rank": world.rank}
 
+
+def _build_run(cfg: Config, paths: RunPaths, world: World, device: torch.device,
+               data: DataBundle | None) -> tuple[_Run, list[str]]:
+    """Seed, data (moved to the device where asked), method, streams and step context; checks inputs."""
     seed_everything(cfg.train.seed)
-    data = build_data(cfg)
+    if data is None:
+        data = build_data(cfg)
+    else:                                   # the loop replaces splits (data.on_device): keep the caller's intact
+        data = replace(data, splits=dict(data.splits))
     if cfg.train.select_metric.startswith("volume/") and data.evaluate_volumes is None:
         raise WeaksegError(f"train.select_metric={cfg.train.select_metric!r}: data.name={cfg.data.name!r} has no "
                            "volume validation; choose a slice metric such as dice_soft_global")
@@ -333,155 +392,206 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
     gen_device = device if device.type == "cuda" else torch.device("cpu")
     ctx = LoopContext(cfg=cfg, device=device, dtype=amp_dtype(cfg, device), world=world,
                       generator=torch.Generator(device=gen_device).manual_seed(cfg.train.seed + 7919))
+    return _Run(cfg, paths, world, device, data, method, streams, ctx), moved
 
-    start, best = 0, None
-    if ckpt is not None:
-        for name, sd in ckpt["models"].items():
-            method.models[name].load_state_dict(sd)
-        for name, sd in ckpt["optimizers"].items():
-            method.optimizers[name].load_state_dict(sd)
-        for name, sd in ckpt["streams"].items():
-            streams[name].load_state_dict(sd)
-        method.state.update(ckpt.get("method_state") or {})
-        restore_rng(ckpt["rng"])
-        ctx.generator.set_state(ckpt["generator"])
-        start, best = int(ckpt["step"]), ckpt["best"]
-    distributed.broadcast_parameters(method.models.values(), world)   # every rank starts from rank 0's weights
-    _fork_rng(cfg, ctx, world, start)
-    speed = apply_speed_switches(cfg, method, device)
-    augment = build_augment(cfg)             # seeded per (step, stream, rank): nothing to store for resume
 
-    if world.is_main:
-        paths.root.mkdir(parents=True, exist_ok=True)
-        (paths.root / "checkpoints").mkdir(exist_ok=True)
-        dump_yaml(cfg, paths.config)
-        changes = config_changes(upgrade_stored_config(ckpt["config"]), to_dict(cfg)) if ckpt else {}
-        append_history(paths.root, {"event": "resume" if ckpt else "start", "step": start,
-                                    "steps": cfg.train.steps, **(history or {}), "changes": changes})
-    else:
-        changes = {}
-    logger: RunLogger | _SilentLogger = RunLogger(paths.root) if world.is_main else _SilentLogger()
+def _restore(run: _Run, ckpt: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
+    """Put the state of ``last.pt`` back (weights, optimisers, streams, random states); (start step, best)."""
+    for name, sd in ckpt["models"].items():
+        run.method.models[name].load_state_dict(sd)
+    for name, sd in ckpt["optimizers"].items():
+        run.method.optimizers[name].load_state_dict(sd)
+    for name, sd in ckpt["streams"].items():
+        run.streams[name].load_state_dict(sd)
+    run.method.state.update(ckpt.get("method_state") or {})
+    restore_rng(ckpt["rng"])
+    run.ctx.generator.set_state(ckpt["generator"])
+    return int(ckpt["step"]), ckpt["best"]
+
+
+def init_path(cfg: Config, run_dir: str | Path) -> Path | None:
+    """The checkpoint ``train.init_from`` names, a relative path read from the run folder; None if unset."""
+    if not cfg.train.init_from:
+        return None
+    path = Path(cfg.train.init_from)
+    # lexically: the run folder itself may not exist yet, and "RUN/../x" needs it to
+    return path if path.is_absolute() else Path(os.path.normpath(Path(run_dir) / path))
+
+
+def _init_weights(run: _Run) -> Path | None:
+    """Start a new run from the model weights of ``train.init_from`` (nothing else of that run)."""
+    path = init_path(run.cfg, run.paths.root)
+    if path is None:
+        return None
+    if not path.is_file():
+        raise WeaksegError(f"train.init_from: {path} not found (a relative path is read from the run folder "
+                           f"{run.paths.root}); give an existing checkpoint, e.g. OTHER_RUN/checkpoints/last.pt")
+    models = load_checkpoint(path)["models"]
+    if set(models) != set(run.method.models):
+        raise WeaksegError(f"train.init_from: {path} holds models {sorted(models)}, method {run.cfg.method!r} "
+                           f"builds {sorted(run.method.models)}; start from a run of a method with the same models")
+    for name, sd in models.items():
+        try:
+            run.method.models[name].load_state_dict(sd)
+        except RuntimeError as err:
+            raise WeaksegError(f"train.init_from: the weights of {name!r} in {path} do not fit the model built "
+                               f"from this config ({str(err).splitlines()[0][:160]}); use the same model.* "
+                               "settings as that run") from None
+    return path
+
+
+def _open_run_folder(run: _Run, ckpt: dict[str, Any] | None, start: int,
+                     history: dict[str, Any] | None) -> RunLogger | _SilentLogger:
+    """Rank 0 writes config.yaml and this start's history line; returns the run's logger."""
+    cfg, paths = run.cfg, run.paths
+    if not run.world.is_main:
+        return _SilentLogger()
+    paths.root.mkdir(parents=True, exist_ok=True)
+    (paths.root / "checkpoints").mkdir(exist_ok=True)
+    dump_yaml(cfg, paths.config)
+    changes = config_changes(upgrade_stored_config(ckpt["config"]), to_dict(cfg)) if ckpt else {}
+    append_history(paths.root, {"event": "resume" if ckpt else "start", "step": start,
+                                "steps": cfg.train.steps, **(history or {}), "changes": changes})
+    logger = RunLogger(paths.root)
     if changes:
         logger.info("resumed with changes: " + "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new)
                                                          in changes.items()))
+    return logger
+
+
+def _log_start(run: _Run, ckpt: dict[str, Any] | None, start: int, *, moved: list[str], speed: list[str],
+               augment: Any, initialised: Path | None) -> dict[str, int]:
+    """The opening lines of the log; returns the trainable parameter count per model."""
+    cfg, device, world, logger = run.cfg, run.device, run.world, run.logger
     where = f"{device}" + (f" x {world.world_size} processes (global batch {cfg.train.batch_size})"
                            if world.enabled else "")
     logger.info(f"{'resuming' if ckpt else 'starting'} {cfg.method} at step {start}/{cfg.train.steps} on {where}; "
-                f"data {cfg.data.name}: {data.info}")
-    n_params = {name: sum(p.numel() for p in m.parameters() if p.requires_grad) for name, m in method.models.items()}
+                f"data {cfg.data.name}: {run.data.info}")
+    if initialised is not None:
+        logger.info(f"initial weights from {initialised} (train.init_from; new optimisers)")
+    n_params = {name: sum(p.numel() for p in m.parameters() if p.requires_grad)
+                for name, m in run.method.models.items()}
     logger.info(f"trainable parameters: {n_params}")
     if augment is not None:
         logger.info(f"training augmentation on {device} (genseg.md §10.2): {augment.describe()}")
     if moved or speed:
         logger.info(f"speed: splits on {device}: {moved or 'none'}; {', '.join(speed) or 'eager'}; "
-                    f"autocast {ctx.dtype or 'off'}")
+                    f"autocast {run.ctx.dtype or 'off'}")
+    return n_params
 
-    def save(path: Path, step: int, best_: dict[str, Any] | None) -> None:
-        if world.is_main:
-            save_checkpoint({**_state(method, streams, ctx, cfg, step, best_), "data_contract": data.contract}, path)
 
-    def validate(done: int, best_: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        # Rank 0 evaluates the whole validation split while the others wait: data.evaluate is dataset-specific
-        # (it does not expose its metric counts to reduce), and one process gives exactly the single-GPU metrics.
-        method.set_training(False)
-        with torch.no_grad():
-            valid = data.evaluate(method.segment, data.split("valid"), cfg, device)
-            if method.diagnose is not None:      # e.g. translation health: logged beside the metrics
-                valid = {**valid, "translation": method.diagnose(data.split("valid"), cfg, device)}
-            if _volumes_due(data, cfg, done):    # whole validation volumes, as predict would score them
-                valid = {**valid, "volume": data.evaluate_volumes(method.segment, data.split("valid"), cfg, device)}
-        logger.scalars(done, "valid", valid)
-        flat = flatten_scalars(valid)
-        metric = cfg.train.select_metric
-        metric = f"{metric}/mean" if metric not in flat and f"{metric}/mean" in flat else metric
-        if metric not in flat and metric.startswith("volume/") and "volume" not in valid:
-            return valid, best_              # volumes are scored every data.brats.volume_every evaluations
-        if metric not in flat and _undefined(valid, cfg.train.select_metric):
-            # e.g. organs at a high missing rate: no organ annotated in the validation volumes. Nothing to
-            # select on; best.pt follows the last checkpoint until the metric is defined.
-            follow = best_ is None or best_.get("value") is None
-            logger.info(f"step {done}: {cfg.train.select_metric} is undefined on the validation split (nothing "
-                        "annotated there to score); best.pt "
-                        + ("follows the last checkpoint" if follow else "keeps the earlier best"))
-            if follow:
-                best_ = {"metric": cfg.train.select_metric, "value": None, "step": done}
-                save(paths.best, done, best_)
-            return valid, best_
-        if metric not in flat:
-            raise WeaksegError(f"train.select_metric={cfg.train.select_metric!r} is not a validation metric; "
-                               f"choose one of {', '.join(flat)}")
-        value = flat[metric]
-        if _better(value, best_, cfg.train.select_mode):
-            best_ = {"metric": cfg.train.select_metric, "value": value, "step": done}
-            save(paths.best, done, best_)
-            logger.info(f"step {done}: new best {cfg.train.select_metric}={value:.4f}")
-        return valid, best_
+def _validate(run: _Run, done: int, best: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Score the validation split; keep ``best.pt`` on ``train.select_metric``. Returns (metrics, best)."""
+    # Rank 0 evaluates the whole validation split while the others wait: data.evaluate is dataset-specific
+    # (it does not expose its metric counts to reduce), and one process gives exactly the single-GPU metrics.
+    cfg, data, method, device, logger = run.cfg, run.data, run.method, run.device, run.logger
+    method.set_training(False)
+    with torch.no_grad():
+        valid = data.evaluate(method.segment, data.split("valid"), cfg, device)
+        if method.diagnose is not None:      # e.g. translation health: logged beside the metrics
+            valid = {**valid, "translation": method.diagnose(data.split("valid"), cfg, device)}
+        if _volumes_due(data, cfg, done):    # whole validation volumes, as predict would score them
+            valid = {**valid, "volume": data.evaluate_volumes(method.segment, data.split("valid"), cfg, device)}
+    logger.scalars(done, "valid", valid)
+    flat = flatten_scalars(valid)
+    metric = cfg.train.select_metric
+    metric = f"{metric}/mean" if metric not in flat and f"{metric}/mean" in flat else metric
+    if metric not in flat and metric.startswith("volume/") and "volume" not in valid:
+        return valid, best                   # volumes are scored every data.brats.volume_every evaluations
+    if metric not in flat and _undefined(valid, cfg.train.select_metric):
+        # e.g. organs at a high missing rate: no organ annotated in the validation volumes. Nothing to
+        # select on; best.pt follows the last checkpoint until the metric is defined.
+        follow = best is None or best.get("value") is None
+        logger.info(f"step {done}: {cfg.train.select_metric} is undefined on the validation split (nothing "
+                    "annotated there to score); best.pt "
+                    + ("follows the last checkpoint" if follow else "keeps the earlier best"))
+        if follow:
+            best = {"metric": cfg.train.select_metric, "value": None, "step": done}
+            run.save(run.paths.best, done, best)
+        return valid, best
+    if metric not in flat:
+        raise WeaksegError(f"train.select_metric={cfg.train.select_metric!r} is not a validation metric; "
+                           f"choose one of {', '.join(flat)}")
+    value = flat[metric]
+    if _better(value, best, cfg.train.select_mode):
+        best = {"metric": cfg.train.select_metric, "value": value, "step": done}
+        run.save(run.paths.best, done, best)
+        logger.info(f"step {done}: new best {cfg.train.select_metric}={value:.4f}")
+    return valid, best
 
+
+def _train(run: _Run, start: int, best: dict[str, Any] | None, augment: Any,
+           progress: bool | None) -> tuple[_Tally, float]:
+    """The step loop from ``start`` to ``train.steps``; returns the tally and the wall time."""
+    cfg, world, logger = run.cfg, run.world, run.logger
+    tally = _Tally(best=best, reached=start)
     t0 = time.time()
-    wall = 0.0
-    sums: dict[str, torch.Tensor] = {}
-    counts: dict[str, int] = {}                  # terms may be absent in some steps (no labelled image)
-    last_valid: dict[str, Any] = {}
     # None: a bar on a terminal, progress lines (steps/s, ETA) in a log file; other ranks stay quiet
     bar = progress_bar(total=cfg.train.steps, initial=start, desc=cfg.method,
                        show=False if not world.is_main else progress)
-    finished, reached = False, start
-    pin, channels_last = cfg.train.pin_memory, cfg.train.channels_last
-    guard = FaultGuard(cfg, method, paths.last)           # reliab hook: rollback after repeated skips
-    stop = StopRequest().install()                        # reliab hook: SIGTERM/SIGINT -> checkpoint, exit
+    finished = False
+    guard = FaultGuard(cfg, run.method, run.paths.last)   # train.nonfinite=skip: roll back after repeated skips
+    stop = StopRequest().install()                        # SIGTERM/SIGINT: checkpoint, then exit
     try:
         for step in range(start, cfg.train.steps):
-            ctx.step = step
-            batches = {name: _batch_to(next(s), device, pin=pin, channels_last=channels_last)
-                       for name, s in streams.items()}
-            if augment is not None:             # after the move: on the GPU when training runs there
-                batches = {name: _batch_to(augment(b, step=step, stream=i, rank=world.rank), device, pin=False,
-                                           channels_last=channels_last)
-                           for i, (name, b) in enumerate(batches.items())}
-            method.set_training(True)
-            logs: dict[str, torch.Tensor] = {}
-            for step_fn in method.steps:
-                logs |= step_fn(method, batches, ctx)
-            guard.after_step(step, ctx)                   # reliab hook
+            logs = _train_step(run, step, augment)
+            guard.after_step(step, run.ctx)
             for key, value in logs.items():     # summed on device: no host sync per step
-                sums[key] = sums.get(key, 0) + value.detach().float()
-                counts[key] = counts.get(key, 0) + 1
-            done = reached = step + 1
+                tally.sums[key] = tally.sums.get(key, 0) + value.detach().float()
+                tally.counts[key] = tally.counts.get(key, 0) + 1
+            tally.reached = step + 1
             bar.update(1)
-
-            if done % cfg.train.log_every == 0 or done == cfg.train.steps:
-                ctx.check_pending()
-                means = distributed.reduce_means(sums, counts, world)   # over every rank's share
-                logger.scalars(done, "train", means | {"skipped_updates": ctx.skipped})
-                bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(means.items())[:4]},
-                                refresh=False)          # shown at the next redraw: log files get one line per 30 s
-                sums, counts = {}, {}
-
-            if done % cfg.train.eval_every == 0 or done == cfg.train.steps:
-                ctx.check_pending()
-                last_valid, best = _on_main(world, validate, done, best)
-
-            if done % cfg.train.checkpoint_every == 0 or done == cfg.train.steps:
-                ctx.check_pending()
-                save(paths.last, done, best)
-
-            if stop.requested:                            # reliab hook: after the step's eval/checkpoint
-                ctx.check_pending()
-                stop.stop(done, lambda: (save(paths.last, done, best), paths.last)[1])
+            _after_step(run, tally, bar)
+            if stop.requested:                            # after the step's evaluation and checkpoint
+                run.ctx.check_pending()
+                done, best_now = tally.reached, tally.best
+                stop.stop(done, lambda: (run.save(run.paths.last, done, best_now), run.paths.last)[1])
         distributed.barrier(world)              # rank 0's last checkpoint is written before anyone returns
         finished = True
     finally:
-        stop.restore()                                    # reliab hook
+        stop.restore()
         bar.close()
         wall = time.time() - t0
         # "stopped after" read like an interruption even when every step had run
         logger.info(f"finished {cfg.method}: {cfg.train.steps} steps in {wall:.1f} s" + (
             f" (resumed at step {start})" if start else "") if finished else
-            f"stopped at step {reached} of {cfg.train.steps} after {wall:.1f} s")
+            f"stopped at step {tally.reached} of {cfg.train.steps} after {wall:.1f} s")
         logger.close()
-    if world.is_main and best is None and not paths.best.exists() and paths.last.exists():
-        # No finite validation value ever: best is the last state, said so in the summary.
-        save(paths.best, cfg.train.steps, None)
-    return {"steps": cfg.train.steps, "start_step": start, "best": best, "wall_time_s": wall,
-            "valid": last_valid, "device": str(device), "parameters": n_params, "world_size": world.world_size,
-            "rank": world.rank}
+    return tally, wall
+
+
+def _train_step(run: _Run, step: int, augment: Any) -> dict[str, torch.Tensor]:
+    """One optimiser step: a batch per stream (moved, augmented), every step function of the method."""
+    cfg, device, method, ctx = run.cfg, run.device, run.method, run.ctx
+    pin, channels_last = cfg.train.pin_memory, cfg.train.channels_last
+    ctx.step = step
+    batches = {name: _batch_to(next(s), device, pin=pin, channels_last=channels_last)
+               for name, s in run.streams.items()}
+    if augment is not None:             # after the move: on the GPU when training runs there
+        batches = {name: _batch_to(augment(b, step=step, stream=i, rank=run.world.rank), device, pin=False,
+                                   channels_last=channels_last)
+                   for i, (name, b) in enumerate(batches.items())}
+    method.set_training(True)
+    logs: dict[str, torch.Tensor] = {}
+    for step_fn in method.steps:
+        logs |= step_fn(method, batches, ctx)
+    return logs
+
+
+def _after_step(run: _Run, tally: _Tally, bar: Any) -> None:
+    """Log, evaluate and checkpoint when their cadence (or the last step) says so."""
+    cfg, ctx, done = run.cfg, run.ctx, tally.reached
+    last = done == cfg.train.steps
+    if done % cfg.train.log_every == 0 or last:
+        ctx.check_pending()
+        means = distributed.reduce_means(tally.sums, tally.counts, run.world)   # over every rank's share
+        run.logger.scalars(done, "train", means | {"skipped_updates": ctx.skipped})
+        bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in list(means.items())[:4]},
+                        refresh=False)          # shown at the next redraw: log files get one line per 30 s
+        tally.sums, tally.counts = {}, {}
+    if done % cfg.train.eval_every == 0 or last:
+        ctx.check_pending()
+        tally.last_valid, tally.best = _on_main(run.world, _validate, run, done, tally.best)
+    if done % cfg.train.checkpoint_every == 0 or last:
+        ctx.check_pending()
+        run.save(run.paths.last, done, tally.best)
