@@ -131,3 +131,39 @@ def test_resume_accepts_a_checkpoint_written_before_a_config_key_existed(tmp_pat
     torch.save(ckpt, path)
     fit(toy_config(**{"train.steps": 6}), out, resume=True, progress=False)
     assert load_checkpoint(path)["step"] == 6
+
+
+def test_init_from_starts_from_another_runs_weights_only(tmp_path) -> None:
+    source = tmp_path / "a"
+    fit(toy_config(**{"train.steps": 6}), source, progress=False)
+    # lr 0: nothing moves, so the run ends with exactly the weights it started from
+    frozen = {"train.steps": 3, "train.lr": 0.0, "train.weight_decay": 0.0}
+    fit(toy_config(**frozen), tmp_path / "fresh", progress=False)
+    assert not all(torch.equal(a, b) for a, b in zip(weights(source).values(), weights(tmp_path / "fresh").values()))
+    out = tmp_path / "b"
+    summary = fit(toy_config(**frozen, **{"train.init_from": "../a/checkpoints/last.pt"}), out, progress=False)
+    assert summary["start_step"] == 0                     # weights only: its own step count and optimiser
+    assert all(torch.equal(a, b) for a, b in zip(weights(source).values(), weights(out).values()))
+    ckpt = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ckpt["step"] == 3 and ckpt["config"]["train"]["init_from"] == "../a/checkpoints/last.pt"
+    assert "initial weights from" in (out / "log.txt").read_text()
+    # resuming reads last.pt, never train.init_from: the source may be gone by then
+    (source / "checkpoints" / "last.pt").unlink()
+    fit(toy_config(**{**frozen, "train.steps": 6}, **{"train.init_from": "../a/checkpoints/last.pt"}), out,
+        resume=True, progress=False)
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 6
+
+
+def test_init_from_refuses_missing_or_unfitting_checkpoints(tmp_path) -> None:
+    from weakseg.training.checkpoint import save_checkpoint
+
+    with pytest.raises(WeaksegError, match=r"^train.init_from: .*nothing\.pt not found \(a relative path is read"):
+        fit(toy_config(**{"train.steps": 2, "train.init_from": "nothing.pt"}), tmp_path / "r1", progress=False)
+    other = save_checkpoint({"models": {"segmenter": {}}}, tmp_path / "other.pt")
+    with pytest.raises(WeaksegError, match=r"^train.init_from: .* holds models \['segmenter'\], method 'toy' builds "
+                                           r"\['net'\]"):
+        fit(toy_config(**{"train.steps": 2, "train.init_from": str(other)}), tmp_path / "r2", progress=False)
+    shapes = save_checkpoint({"models": {"net": {"net.0.weight": torch.zeros(1)}}}, tmp_path / "shapes.pt")
+    with pytest.raises(WeaksegError, match=r"^train.init_from: the weights of 'net' in .* do not fit the model"):
+        fit(toy_config(**{"train.steps": 2, "train.init_from": str(shapes)}), tmp_path / "r3", progress=False)
+    assert not (tmp_path / "r3" / "checkpoints" / "last.pt").exists()
