@@ -84,3 +84,6 @@ def test_bad_smiler_option_is_refused_before_round_0(tmp_path) -> None:
     with pytest.raises(WeaksegError, match=r"smiler.tau must be a number in \[0, 1\)"):
         fit_smiler(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "round_0").exists()
+    with pytest.raises(WeaksegError, match=r"^train.init_from: SMILEr's rounds choose their own initial weights"):
+        fit_smiler(load_config("organs/smiler", ["train.init_from=x.pt"]), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

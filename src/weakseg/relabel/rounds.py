@@ -113,6 +113,9 @@ def fit_smiler(cfg: Config, run_dir: str | Path, *, resume: bool = False, progre
 
     if cfg.method not in SMILER_METHODS:
         raise WeaksegError(f"fit_smiler runs methods {', '.join(SMILER_METHODS)}, got {cfg.method!r}")
+    if cfg.train.init_from:
+        raise WeaksegError("train.init_from: SMILEr's rounds choose their own initial weights (smiler.init); to "
+                           "start from a finished SMILE run, set smiler.round0_run=RUN instead")
     run_dir = Path(run_dir)
     final = run_dir / "checkpoints" / "last.pt"
     if final.is_file() and not resume:

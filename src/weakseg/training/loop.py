@@ -409,7 +409,7 @@ def _restore(run: _Run, ckpt: dict[str, Any]) -> tuple[int, dict[str, Any] | Non
     return int(ckpt["step"]), ckpt["best"]
 
 
-def init_path(cfg: Config, run_dir: str | Path) -> Path | None:
+def _init_path(cfg: Config, run_dir: str | Path) -> Path | None:
     """The checkpoint ``train.init_from`` names, a relative path read from the run folder; None if unset."""
     if not cfg.train.init_from:
         return None
@@ -420,7 +420,7 @@ def init_path(cfg: Config, run_dir: str | Path) -> Path | None:
 
 def _init_weights(run: _Run) -> Path | None:
     """Start a new run from the model weights of ``train.init_from`` (nothing else of that run)."""
-    path = init_path(run.cfg, run.paths.root)
+    path = _init_path(run.cfg, run.paths.root)
     if path is None:
         return None
     if not path.is_file():
