@@ -15,7 +15,6 @@ def write_untrained_brats_run(root: Path, *, shape: tuple[int, int, int]) -> Pat
     from weakseg.data.brats_dataset import BratsConvertOptions, convert_brats
     from weakseg.data.registry import DataBundle
     from weakseg.data.synthetic_brats import write_synthetic_brats
-    from weakseg.inference.evaluate import evaluate_image_set
     from weakseg.methods.registry import build_method
     from weakseg.training.checkpoint import save_checkpoint
 
@@ -23,7 +22,7 @@ def write_untrained_brats_run(root: Path, *, shape: tuple[int, int, int]) -> Pat
     convert_brats(root / "src", root / "conv", options=BratsConvertOptions(proportions=(1, 0, 1)))
     cfg = load_config("brats/brats_seg_only", [f"data.brats.root={root / 'conv'}", "model.width=0.0625",
                                                "model.depth=2"])
-    method = build_method(cfg, DataBundle({}, ("tumour",), 4, evaluate_image_set), torch.device("cpu"))
+    method = build_method(cfg, DataBundle({}, ("tumour",), 4, "image_set"), torch.device("cpu"))
     save_checkpoint({"config": to_dict(cfg), "models": {k: m.state_dict() for k, m in method.models.items()}},
                     root / "run" / "checkpoints" / "best.pt")
     return root

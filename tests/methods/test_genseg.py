@@ -17,7 +17,7 @@ from weakseg.training.context import LoopContext
 
 
 def bundle() -> DataBundle:
-    return DataBundle(splits={}, class_names=("digit",), in_channels=1, evaluate=lambda *a: {})
+    return DataBundle(splits={}, class_names=("digit",), in_channels=1, scoring=lambda *a: {})
 
 
 def batches(n: int = 2, size: int = 32, labelled: int = 1) -> dict[str, Batch]:

@@ -31,6 +31,7 @@ from weakseg.data.mixing import MixedStream
 from weakseg.data.registry import DataBundle, build_data
 from weakseg.data.samplers import BatchStream, pool_indices
 from weakseg.errors import WeaksegError
+from weakseg.evaluation import evaluate, evaluate_volumes
 from weakseg.methods.registry import Method, build_method
 from weakseg.training.checkpoint import load_checkpoint, save_checkpoint
 from weakseg.training import distributed
@@ -238,7 +239,7 @@ def _state(method: Method, streams: dict[str, BatchStream], ctx: LoopContext, cf
 def _volumes_due(data: DataBundle, cfg: Config, done: int) -> bool:
     """Volume validation at every ``volume_every``-th evaluation and at the last step."""
     every = data.volume_every
-    if data.evaluate_volumes is None or every <= 0:
+    if data.volume_scoring is None or every <= 0:
         return False
     return (done // cfg.train.eval_every) % every == 0 or done == cfg.train.steps
 
@@ -322,7 +323,7 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
 
     seed_everything(cfg.train.seed)
     data = build_data(cfg)
-    if cfg.train.select_metric.startswith("volume/") and data.evaluate_volumes is None:
+    if cfg.train.select_metric.startswith("volume/") and data.volume_scoring is None:
         raise WeaksegError(f"train.select_metric={cfg.train.select_metric!r}: data.name={cfg.data.name!r} has no "
                            "volume validation; choose a slice metric such as dice_soft_global")
     moved = move_data_to_device(cfg, data, device)
@@ -381,15 +382,15 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
             save_checkpoint({**_state(method, streams, ctx, cfg, step, best_), "data_contract": data.contract}, path)
 
     def validate(done: int, best_: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        # Rank 0 evaluates the whole validation split while the others wait: data.evaluate is dataset-specific
+        # Rank 0 evaluates the whole validation split while the others wait: the scoring is dataset-specific
         # (it does not expose its metric counts to reduce), and one process gives exactly the single-GPU metrics.
         method.set_training(False)
         with torch.no_grad():
-            valid = data.evaluate(method.segment, data.split("valid"), cfg, device)
+            valid = evaluate(method.segment, data, data.split("valid"), cfg, device)
             if method.diagnose is not None:      # e.g. translation health: logged beside the metrics
                 valid = {**valid, "translation": method.diagnose(data.split("valid"), cfg, device)}
             if _volumes_due(data, cfg, done):    # whole validation volumes, as predict would score them
-                valid = {**valid, "volume": data.evaluate_volumes(method.segment, data.split("valid"), cfg, device)}
+                valid = {**valid, "volume": evaluate_volumes(method.segment, data, data.split("valid"), cfg, device)}
         logger.scalars(done, "valid", valid)
         flat = flatten_scalars(valid)
         metric = cfg.train.select_metric

@@ -14,7 +14,7 @@ import torch
 from weakseg.cli.main import main
 from weakseg.config import load_config
 from weakseg.data.brats_dataset import BratsSliceSet
-from weakseg.inference.brats_volumes import evaluate_brats_volumes
+from weakseg.evaluation.brats_volumes import evaluate_brats_volumes
 from weakseg.inference.report import evaluate_run
 from weakseg.data.synthetic_brats import write_synthetic_brats
 
