@@ -1,9 +1,13 @@
-"""A synthetic BraTS source, its conversion and a seg_only run with an untrained checkpoint, for the tests of
-``predict`` and of its input errors (predict needs weights, not good ones)."""
+"""BraTS test helpers: the tiny training settings, and a synthetic source, its conversion and a seg_only run with
+an untrained checkpoint for the tests of ``predict`` and of its input errors (predict needs weights, not good
+ones)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+#: the smallest BraTS training settings the tests use (a few CPU seconds per run)
+TINY = ["model.width=0.0625", "model.depth=3", "train.batch_size=4", "train.log_every=5", "train.device=cpu"]
 
 
 def write_untrained_brats_run(root: Path, *, shape: tuple[int, int, int]) -> Path:
