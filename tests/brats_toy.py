@@ -16,9 +16,9 @@ def write_untrained_brats_run(root: Path, *, shape: tuple[int, int, int]) -> Pat
 
     from weakseg.config import load_config
     from weakseg.config.io import to_dict
-    from weakseg.data.brats_dataset import BratsConvertOptions, convert_brats
+    from weakseg.data.brats.convert import BratsConvertOptions, convert_brats
     from weakseg.data.registry import DataBundle
-    from weakseg.data.synthetic_brats import write_synthetic_brats
+    from weakseg.data.brats.synthetic import write_synthetic_brats
     from weakseg.methods.registry import build_method
     from weakseg.training.checkpoint import save_checkpoint
 

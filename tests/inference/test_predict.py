@@ -12,9 +12,9 @@ import torch
 
 from weakseg.config import load_config
 from weakseg.config.io import to_dict
-from weakseg.data.brats_dataset import BratsConvertOptions, convert_brats
+from weakseg.data.brats.convert import BratsConvertOptions, convert_brats
 from weakseg.data.formats.nifti import save_volume
-from weakseg.data.synthetic_brats import write_synthetic_brats
+from weakseg.data.brats.synthetic import write_synthetic_brats
 from weakseg.errors import WeaksegError
 from weakseg.inference import predict as P
 from weakseg.training.checkpoint import save_checkpoint

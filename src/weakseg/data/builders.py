@@ -31,7 +31,7 @@ def build_brats(cfg: Config) -> DataBundle:
     Train holds P and A slices (statuses mask / present / absent by whole-patient labelled fraction);
     valid and test hold P slices (scored for Dice) and A slices (false-positive rates), ``genseg.md`` §12.
     """
-    from weakseg.data.brats_dataset import BratsSliceSet, read_index
+    from weakseg.data.brats.dataset import BratsSliceSet, read_index
     from weakseg.errors import WeaksegError
 
     b = cfg.data.brats

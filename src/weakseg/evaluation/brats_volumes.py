@@ -54,7 +54,7 @@ def evaluate_brats_volumes(segment: SegmentFn, data: Any, cfg: Config, device: t
     ``max_patients``: score only the first n patients of the split (0 = all); None takes
     ``data.brats.volume_patients``, the cheap subset used during training. ``weakseg evaluate`` scores all.
     """
-    from weakseg.data.brats_dataset import BratsSliceSet   # noqa: PLC0415
+    from weakseg.data.brats.dataset import BratsSliceSet   # noqa: PLC0415
 
     if data.split == "train":            # convert keeps only the P and A rows of training patients
         return {"note": "not scored: the converted train split stores P and A slices only, not whole volumes"}

@@ -33,17 +33,16 @@ from typing import Any
 import numpy as np
 
 import weakseg
-from weakseg.data.brats_prep import prepare_subject, volume_from_slices
-from weakseg.data.formats.brats import (
+from weakseg.data.brats.preprocess import prepare_subject, volume_from_slices
+from weakseg.data.brats.reader import (
     BratsSubject,
     brain_problems,
     check_headers,
     find_brats_subjects,
     load_subject,
-    raise_problems,
 )
 from weakseg.data.formats.nifti import geometry_problem, load_volume, read_header, save_volume
-from weakseg.errors import WeaksegError
+from weakseg.errors import WeaksegError, raise_problems
 from weakseg.evaluation.slices import FLIPS, predict_slices
 from weakseg.fsutil import check_destination, swap_in_folder
 
@@ -152,7 +151,7 @@ def _load_case(case: InputCase, channels: Sequence[str]) -> tuple[np.ndarray, np
 # ----------------------------------------------------------------------------------------------- model
 # ----------------------------------------------------------------------------------------------- driver
 def _brats_preprocessing(cfg: Any, converted: str | os.PathLike | None) -> tuple[Path, dict[str, Any]]:
-    from weakseg.data.brats_dataset import read_index   # noqa: PLC0415
+    from weakseg.data.brats.dataset import read_index   # noqa: PLC0415
 
     if cfg.data.name != "brats":
         raise WeaksegError(f"predict: the run was trained on data.name={cfg.data.name!r}; volume prediction "
