@@ -8,6 +8,9 @@ from pathlib import Path
 
 #: the smallest BraTS training settings the tests use (a few CPU seconds per run)
 TINY = ["model.width=0.0625", "model.depth=3", "train.batch_size=4", "train.log_every=5", "train.device=cpu"]
+#: the converted dataset that tests/data/brats/ shares (its conftest's ``converted``): source shape and options
+CONVERTED_SHAPE = (24, 24, 8)
+CONVERTED_OPTIONS = {"proportions": (4, 1, 1), "labelled_fraction": 0.3}
 
 
 def write_untrained_brats_run(root: Path, *, shape: tuple[int, int, int]) -> Path:

@@ -9,13 +9,17 @@ import numpy as np
 import pytest
 
 import weakseg.data.brats.convert as bd
-from tests.data.brats.conftest import OPTS, SHAPE
+from tests.brats_toy import CONVERTED_OPTIONS, CONVERTED_SHAPE
 from weakseg.data.brats.convert import BratsConvertOptions, convert_brats
 from weakseg.data.brats.dataset import BratsSliceSet, layout_of, read_index
 from weakseg.data.brats.preprocess import KIND_A, KIND_OTHER, KIND_P, prepare_subject, volume_from_slices
 from weakseg.data.brats.reader import find_brats_subjects, load_subject
 from weakseg.data.brats.synthetic import write_synthetic_brats
 from weakseg.errors import WeaksegError
+
+SHAPE = CONVERTED_SHAPE                      # the source and options of conftest.py's ``converted``
+OPTS = BratsConvertOptions(**CONVERTED_OPTIONS)
+
 
 def test_layout_on_disk(converted):
     root, _, _ = converted
