@@ -8,9 +8,9 @@ validation can report 0.9 while a volume scores 0.5. Here every stored row of ea
 is 0 is background), and is scored against the stored ground truth.
 
 Scoring happens in hemisphere-slice space: the two hemispheres of a slice tile the canonical grid, so the
-confusion counts equal those of the stitched volume (``weakseg.data.brats_prep.volume_from_slices``) whenever the cut
-covers the grid (``midline: grid``, the default; with ``midline: brain`` columns outside the cut are not
-scored). The brain mask is read from the stored normalised images: a brain voxel equal to its modality's
+confusion counts equal those of the stitched volume (``weakseg.data.brats.preprocess.volume_from_slices``)
+whenever the cut covers the grid (``midline: grid``, the default; with ``midline: brain`` columns outside the
+cut are not scored). The brain mask is read from the stored normalised images: a brain voxel equal to its modality's
 mean in every channel would count as background (normalisation maps it to exactly 0).
 
 Reported (``weakseg.metrics.dice`` applies the empty-case policy):

@@ -3,8 +3,8 @@ label map per case out, on the input grid with the input's affine and header (``
 ``ecosystem.md`` §6).
 
 Per case, exactly as training saw the data: the converted dataset's options (``index.json``: channel order,
-normalisation, bias correction, clip, midline, flip) are applied by ``brats_prep.prepare_subject``; the 2D
-model runs on the axial hemisphere slices in batches; the probabilities are stitched back with the stored
+normalisation, bias correction, clip, midline, flip) are applied by ``brats.preprocess.prepare_subject``;
+the 2D model runs on the axial hemisphere slices in batches; the probabilities are stitched back with the stored
 hemisphere layout and reoriented to the storage grid (``volume_from_slices``). A slice whose shape differs
 from the training slices is run with MONAI's ``sliding_window_inference`` using the training slice as the
 window (the models are fully convolutional, but windows keep the context they were trained on). Optional
