@@ -20,7 +20,7 @@ CHECK_TORCH  = now="$$($(TORCH_ID))"; was="$$(cat $(TORCH_BUILD))"; \
                installed since pulled another torch); run make clean, then make again" >&2; exit 1; fi
 # A .venv made before the record existed (its torch was checked by the earlier guard): record what it has.
 RECORD_TORCH = test -s $(TORCH_BUILD) || $(TORCH_ID) > $(TORCH_BUILD)
-# nnU-Net v2's dataset-integrity check, run by tests/data/formats/test_nnunet_raw.py. A plain
+# nnU-Net v2's dataset-integrity check, run by tests/data/brats/test_export.py. A plain
 # `pip install nnunetv2` pulls timm -> torchvision -> another (multi-GB CUDA) torch replacing the one installed,
 # so nnunetv2 goes in with --no-deps plus exactly the packages its verifier imports (found by importing
 # nnunetv2.experiment_planning.verify_dataset_integrity in a bare venv), pinned.

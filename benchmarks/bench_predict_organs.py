@@ -90,7 +90,7 @@ def worker(args: argparse.Namespace) -> dict:
     opts = SETTINGS[args.setting]
     load_organ_predictor(args.run, device=args.device)            # imports and first weights read
     import weakseg.data.organs  # noqa: F401  (what the first call would import: not the prediction's memory)
-    import weakseg.inference.evaluate  # noqa: F401
+    import weakseg.evaluation  # noqa: F401
     import weakseg.losses.partial_label  # noqa: F401
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":

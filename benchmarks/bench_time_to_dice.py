@@ -31,6 +31,7 @@ def run_variant(variant: str, args: argparse.Namespace, *, device: str = "cuda",
     """Train one variant until the target, ``args.max_steps`` or ``args.max_seconds`` of training; its curve."""
     from bench_training import setup
 
+    from weakseg.evaluation import evaluate
     from weakseg.training.logging import flatten_scalars
 
     s = setup("genseg", "mnist48_simple", variant, width, batch, device,
@@ -49,7 +50,7 @@ def run_variant(variant: str, args: argparse.Namespace, *, device: str = "cuda",
         train_s += time.perf_counter() - t
         method.set_training(False)
         with torch.no_grad():
-            flat = flatten_scalars(data.evaluate(method.segment, data.split(args.split), cfg, device))
+            flat = flatten_scalars(evaluate(method.segment, data, data.split(args.split), cfg, device))
         dice = flat.get(args.metric, flat.get(f"{args.metric}/mean"))
         curve.append({"step": i, "train_s": round(train_s, 2), args.metric: dice})
         print(f"{variant}: step {i} train {train_s:.1f} s {args.metric} {dice}", flush=True)

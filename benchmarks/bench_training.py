@@ -65,7 +65,7 @@ def _register_synthetic_brats() -> None:
         masks[: n // 8, :, 100:140, 40:80] = 1
         split = TensorSampleSet(images, status, masks, status[:, 0] == MASK, class_names=("tumour",))
         return DataBundle(splits={"train": split, "valid": split, "test": split}, class_names=("tumour",),
-                          in_channels=4, evaluate=lambda *a: {}, value_range=(-1.0, 1.0))
+                          in_channels=4, scoring=lambda *a: {}, value_range=(-1.0, 1.0))
 
 
 def config_for(method: str, preset: str, width: float, batch: int, extra: list[str]):

@@ -1,6 +1,6 @@
 """Slice-level vs volume-level scores on synthetic BraTS, without and with training augmentation (issue 16).
 
-One synthetic BraTS set (``weakseg.data.synthetic_brats``, seed 0) with healthy subjects in every split is
+One synthetic BraTS set (``weakseg.data.brats.synthetic``, seed 0) with healthy subjects in every split is
 converted once; then for each seed, the same method trains the same number of steps with
 ``data.brats.augment=false`` and ``=true`` (everything else from ``configs/brats/brats_<method>.yaml`` plus the
 small-scale overrides below). best.pt is selected on the brats preset's volume metric
@@ -49,8 +49,8 @@ METRICS = {   # column -> (metric path in eval_test.json, format)
 
 def prepare(work: Path, labelled_fraction: float) -> Path:
     """Write and convert the synthetic set once; returns the converted folder."""
-    from weakseg.data.brats_dataset import BratsConvertOptions, convert_brats
-    from weakseg.data.synthetic_brats import write_synthetic_brats
+    from weakseg.data.brats.convert import BratsConvertOptions, convert_brats
+    from weakseg.data.brats.synthetic import write_synthetic_brats
 
     conv = work / "conv"
     if (conv / "index.json").is_file():

@@ -117,7 +117,7 @@ def probe_candidates(smile_run: Path, taus: tuple[float, ...] = (0.5, 0.7, 0.9))
     from weakseg.data.status import MISSING_CODES, status_targets_from_masks
     from weakseg.inference.load import load_run
     from weakseg.losses.partial_label import ce_targets
-    from weakseg.methods.partial import decode_pos_weight
+    from weakseg.evaluation.decode import decode_pos_weight
     from weakseg.relabel.scoring import probability_scores
 
     run = load_run(smile_run, which="last", device="cpu")
@@ -154,10 +154,10 @@ def _test_confusion(run: Any, names: list[str]) -> dict[str, dict[str, int]]:
     """Per true organ of the test fold: how many of its voxels the decoded prediction gives each label."""
     import torch
 
-    from weakseg.data.organs import predict_label_maps
+    from weakseg.evaluation.organs import predict_label_maps
 
     test = run.data.split("test")
-    from weakseg.methods.partial import decode_pos_weight
+    from weakseg.evaluation.decode import decode_pos_weight
 
     pred = predict_label_maps(run.method.segment, test, device=torch.device("cpu"),
                               pos_weight=decode_pos_weight(run.cfg))                           # (N, H, W)

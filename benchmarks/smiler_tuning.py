@@ -106,7 +106,7 @@ def _valid_scores(run_dir: Path) -> dict[str, dict[str, float | None]]:
     """Validation Dice of a run's last checkpoint, decoded with raw and with pos_weight-calibrated sigmoids."""
     import torch
 
-    from weakseg.data.organs import predict_label_maps, score_slice_set
+    from weakseg.evaluation.organs import predict_label_maps, score_slice_set
     from weakseg.inference.load import load_run
 
     run = load_run(run_dir, which="last", device="cpu")

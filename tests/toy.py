@@ -44,7 +44,7 @@ def toy_evaluate(segment, data, cfg: Config, device: torch.device) -> dict[str, 
 @register_dataset("toy")
 def build_toy(cfg: Config) -> DataBundle:
     splits = {"train": toy_split(30, 0), "valid": toy_split(9, 1), "test": toy_split(9, 2)}
-    return DataBundle(splits=splits, class_names=("blob",), in_channels=1, evaluate=toy_evaluate,
+    return DataBundle(splits=splits, class_names=("blob",), in_channels=1, scoring=toy_evaluate,
                       value_range=(-1.0, 2.0))
 
 

@@ -8,7 +8,7 @@ import nibabel as nib
 import numpy as np
 
 from weakseg.cli.main import main
-from weakseg.data.synthetic_brats import write_synthetic_brats
+from weakseg.data.brats.synthetic import write_synthetic_brats
 
 TINY = ["--set", "model.width=0.0625", "--set", "model.depth=3", "--set", "train.batch_size=4",
         "--set", "train.steps=4", "--set", "train.eval_every=2", "--set", "train.checkpoint_every=2",

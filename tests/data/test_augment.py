@@ -79,9 +79,9 @@ def test_on_for_brats_configs_off_for_mnist() -> None:
 @pytest.mark.parametrize("method", ["seg_only", "genseg"])
 def test_resume_with_augmentation_equals_uninterrupted(tmp_path, method) -> None:
     """Augmentation draws are seeded per step: 6 steps = 3 steps + resume for 3, bit for bit on CPU."""
-    from tests.inference.test_brats_volumes import TINY
-    from weakseg.data.synthetic_brats import write_synthetic_brats
-    from weakseg.data.brats_dataset import BratsConvertOptions, convert_brats
+    from tests.brats_toy import TINY
+    from weakseg.data.brats.synthetic import write_synthetic_brats
+    from weakseg.data.brats.convert import BratsConvertOptions, convert_brats
     from weakseg.training.checkpoint import load_checkpoint
     from weakseg.training.loop import fit
 

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import json
 
+import nibabel as nib
 import numpy as np
 import pytest
 
-from weakseg.data.simulate import materialise_label, read_overlay, simulate_missing, write_overlay
+from tests.organs_toy import make_phantom
+from weakseg.data.organs import MANIFEST_NAME, fold_split, load_organs
+from weakseg.data.simulate import (
+    materialise_label,
+    read_overlay,
+    simulate_missing,
+    write_overlay,
+    write_partial_dataset,
+)
 from weakseg.data.status import resolve_statuses
 from weakseg.errors import WeaksegError
 
@@ -143,3 +152,43 @@ def test_materialise_zeroes_exactly_the_manifest_pairs() -> None:
     label = np.array([[0, 1, 2, 3, 3]], dtype=np.uint8)
     out = materialise_label(label, {"liver": "mask", "stomach": "unknown", "pancreas": "absent"}, CLASSES)
     assert out.tolist() == [[0, 1, 0, 0, 0]] and out.dtype == np.uint8 and label.tolist() == [[0, 1, 2, 3, 3]]
+
+
+# ----------------------------------------------------------------------------------------------- dataset writer
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory):
+    return make_phantom(tmp_path_factory.mktemp("simulate") / "ds")
+
+
+def test_partial_dataset_marks_removed_pairs_and_links_labels(phantom, tmp_path) -> None:
+    dst = tmp_path / "partial"
+    write_partial_dataset(phantom, dst, alpha=0.7, fold=0, n_folds=3, seed=1)
+    manifest = json.loads((dst / MANIFEST_NAME).read_text())
+    sim = manifest["simulation"]
+    split = fold_split([f"abd_{i:04d}" for i in range(1, 7)], n_folds=3, fold=0, seed=0)
+    assert sorted(sim["untouched_cases"]) == split["test"] and sim["train_cases"] == split["train"] + split["valid"]
+    assert sim["removed_count"] == {"liver": 3, "stomach": 3, "pancreas": 3}         # round(0.7 * 4) each
+    block = json.loads((dst / "dataset.json").read_text())["weakseg"]["cases"]
+    removed = {(c, k) for k, cases in sim["removed"].items() for c in cases}
+    marked = {(c, k) for c, e in block.items() for k, s in e.get("status", {}).items() if s == "unknown"}
+    assert marked == removed and not {c for c, _ in removed} & set(split["test"])       # test fold untouched
+    lost = [c for c in sim["train_cases"] if sum((c, k) in removed for k in ("liver", "stomach", "pancreas")) == 3]
+    assert sim["cases_all_lost"] == lost and sim["n_cases_all_lost"] == len(lost)
+    # labels are links to the full ground truth: the loader hides the removed organs and keeps the truth
+    assert (dst / "labelsTr" / "abd_0001.nii.gz").is_symlink()
+    d = load_organs(dst, n_folds=3, n_valid=1)
+    assert d.info["n_hidden_pairs"] == len(removed)
+    # same seed, same manifest
+    write_partial_dataset(phantom, tmp_path / "again", alpha=0.7, fold=0, n_folds=3, seed=1)
+    again = json.loads((tmp_path / "again" / MANIFEST_NAME).read_text())["simulation"]
+    assert again["removed"] == sim["removed"]
+
+
+def test_partial_dataset_materialise_zeroes_removed_organs(phantom, tmp_path) -> None:
+    dst = tmp_path / "mat"
+    write_partial_dataset(phantom, dst, alpha=0.5, materialise=True)
+    sim = json.loads((dst / MANIFEST_NAME).read_text())["simulation"]
+    case = sim["removed"]["liver"][0]
+    lab = np.asanyarray(nib.load(dst / "labelsTr" / f"{case}.nii.gz").dataobj)
+    src = np.asanyarray(nib.load(phantom / "labelsTr" / f"{case}.nii.gz").dataobj)
+    assert (src == 1).any() and not (lab == 1).any() and np.array_equal(lab == 2, (src == 2) & (lab == 2))

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from weakseg.cli.main import main
-from weakseg.data.brats_dataset import convert_brats
+from weakseg.data.brats.convert import convert_brats
 from weakseg.data.check import check_dataset
 from weakseg.data.phantom import write_abdomen_dataset
-from weakseg.data.synthetic_brats import write_synthetic_brats
+from weakseg.data.brats.synthetic import write_synthetic_brats
 
 SHAPE = (8, 16, 16)
 

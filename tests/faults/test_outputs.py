@@ -22,7 +22,7 @@ import weakseg.metrics.jsonio as jsonio
 import weakseg.training.checkpoint as checkpoint
 from tests.faults.test_inputs import clean_brats  # noqa: F401  (fixture)
 from weakseg.cli.main import main
-from weakseg.data.brats_dataset import convert_brats
+from weakseg.data.brats.convert import convert_brats
 from weakseg.training.checkpoint import load_checkpoint, save_checkpoint
 
 TOY = {"data": {"name": "toy"}, "method": "toy",
@@ -361,11 +361,11 @@ def _deny_probe(monkeypatch) -> None:
 def test_convert_into_unwritable_destination_fails_before_reading(tmp_path, clean_brats, monkeypatch,  # noqa: F811
                                                                    capsys, source) -> None:
     """It used to convert every subject first and then fail with a 'free disk space' hint."""
-    import weakseg.data.brats_dataset as brats_dataset
+    import weakseg.data.brats.convert as brats_convert
     import weakseg.data.formats.nnunet_raw as nnunet_raw
 
     read = []
-    monkeypatch.setattr(brats_dataset, "find_brats_subjects", lambda *a, **k: read.append(1))
+    monkeypatch.setattr(brats_convert, "find_brats_subjects", lambda *a, **k: read.append(1))
     monkeypatch.setattr(nnunet_raw, "read_dataset_json", lambda *a, **k: read.append(1))
     _deny_probe(monkeypatch)
     capsys.readouterr()

@@ -12,9 +12,9 @@ import torch
 
 from weakseg.config import load_config
 from weakseg.config.io import to_dict
-from weakseg.data.brats_dataset import BratsConvertOptions, convert_brats
+from weakseg.data.brats.convert import BratsConvertOptions, convert_brats
 from weakseg.data.formats.nifti import save_volume
-from weakseg.data.synthetic_brats import write_synthetic_brats
+from weakseg.data.brats.synthetic import write_synthetic_brats
 from weakseg.errors import WeaksegError
 from weakseg.inference import predict as P
 from weakseg.training.checkpoint import save_checkpoint
@@ -136,6 +136,7 @@ def test_non_brats_run_is_refused(tmp_path):
 
 def test_brats_builder_bundle(converted):
     from weakseg.data.registry import build_data
+    from weakseg.evaluation import evaluate
 
     root, _ = converted
     cfg = load_config("brats/brats_seg_only", [f"data.brats.root={root / 'conv'}"])
@@ -152,12 +153,13 @@ def test_brats_builder_bundle(converted):
 
 def test_evaluate_counts_a_slices_as_false_positives(converted):
     from weakseg.data.registry import build_data
+    from weakseg.evaluation import evaluate
 
     root, _ = converted
     cfg = load_config("brats/brats_seg_only", [f"data.brats.root={root / 'conv'}"])
     data = build_data(cfg)
     test = data.split("test")
-    m = data.evaluate(lambda x: torch.full((x.shape[0], 1, *x.shape[2:]), 10.0), test, cfg, torch.device("cpu"))
+    m = evaluate(lambda x: torch.full((x.shape[0], 1, *x.shape[2:]), 10.0), data, test, cfg, torch.device("cpu"))
     assert m["n_a"] == int((test.kind == 0).sum()) and m["n_p"] == int((test.kind == 1).sum())
     if m["n_a"]:
         assert m["fp_image_rate"] == 1.0 and m["fp_area"] == 1.0        # everything predicted: every A is a false alarm

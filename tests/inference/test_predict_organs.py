@@ -103,7 +103,7 @@ def test_any_orientation_in_the_same_out(trained, tmp_path):
 
 
 def test_probabilities_decode_to_the_label_map_and_tta_averages_flips(trained, tmp_path):
-    from weakseg.losses.partial_label import decode_label_map
+    from weakseg.evaluation.decode import decode_label_map
 
     root, ds, _, test_ids = trained
     inp = tmp_path / "in"

@@ -17,7 +17,6 @@ from weakseg.losses.partial_label import (
     WeightedBCELoss,
     ce_targets,
     cross_entropy,
-    decode_label_map,
     drop_incomplete,
     is_complete,
     masked_dice_loss,
@@ -220,21 +219,6 @@ def test_drop_incomplete() -> None:
         drop_incomplete({"b": st["b"], "c": st["c"]})
 
 
-# ---- decoding ------------------------------------------------------------------------------------------
-
-def test_decode_label_map() -> None:
-    probs = torch.tensor([[[0.9, 0.2, 0.6, 0.4, 0.7],
-                           [0.1, 0.3, 0.8, 0.45, 0.7]]])                       # (B=1, K=2, N=5)
-    assert decode_label_map(probs).tolist() == [[1, 0, 2, 0, 1]]                 # tie 0.7/0.7 -> lower class
-    assert decode_label_map(probs, threshold=0.42).tolist() == [[1, 0, 2, 2, 1]]
-    assert decode_label_map(probs, mode="per_class").tolist() == [[[True, False, True, False, True],
-                                                                   [False, False, True, False, True]]]
-    soft = torch.tensor([[[0.5, 0.1], [0.2, 0.2], [0.3, 0.7]]])                # (B=1, K+1=3, N=2)
-    assert decode_label_map(soft, mode="softmax").tolist() == [[0, 2]]
-    with pytest.raises(ValueError, match="decode.mode"):
-        decode_label_map(probs, mode="max")  # type: ignore[arg-type]
-
-
 def test_softmax_dice_matches_monai_and_ignores_ignored_voxels() -> None:
     from monai.losses import DiceLoss
 
@@ -352,18 +336,3 @@ def test_marginal_loss_ignores_how_merged_mass_is_split() -> None:
     a = torch.tensor([[[0.6], [0.3], [0.1]]]).log()                                  # (B=1, 3, N=1)
     b = torch.tensor([[[0.1], [0.3], [0.6]]]).log()
     torch.testing.assert_close(marginal_cross_entropy(a, target, status), marginal_cross_entropy(b, target, status))
-
-
-def test_calibrated_sigmoid_undoes_pos_weight() -> None:
-    from weakseg.losses.partial_label import calibrated_sigmoid
-
-    # z = log 3 with w = 3 is the BCE optimum of a true p = 1/2: calibrated 0.5, raw 0.75
-    z = torch.full((1, 2, 1), math.log(3.0))
-    got = calibrated_sigmoid(z, pos_weight=[3.0, 1.0])
-    assert got[0, :, 0].tolist() == pytest.approx([0.5, 0.75])
-    torch.testing.assert_close(calibrated_sigmoid(z), torch.sigmoid(z))
-    # a class whose calibrated probability wins the argmax although its raw one does not
-    z = torch.tensor([[[2.0], [3.0]]])                                                 # raw: class 2 wins
-    assert decode_label_map(calibrated_sigmoid(z, pos_weight=[1.0, 30.0])).tolist() == [[1]]
-    with pytest.raises(ValueError, match="pos_weight"):
-        calibrated_sigmoid(z, pos_weight=[1.0, 0.0])

@@ -11,13 +11,14 @@ from weakseg.config import load_config
 from weakseg.data.batch import Batch
 from weakseg.data.status import ABSENT, MASK, PRESENT
 from weakseg.data.registry import DataBundle
-from weakseg.methods.genseg import genseg_step, labelled_dice
+from weakseg.losses.labelled import labelled_dice
+from weakseg.methods.genseg import genseg_step
 from weakseg.methods.registry import build_method
 from weakseg.training.context import LoopContext
 
 
 def bundle() -> DataBundle:
-    return DataBundle(splits={}, class_names=("digit",), in_channels=1, evaluate=lambda *a: {})
+    return DataBundle(splits={}, class_names=("digit",), in_channels=1, scoring=lambda *a: {})
 
 
 def batches(n: int = 2, size: int = 32, labelled: int = 1) -> dict[str, Batch]:
@@ -111,28 +112,6 @@ def test_variants_build_and_step(sets, models, absent_logs) -> None:
     if "model.kwargs.segmenter=separate" in sets:
         assert "segmenter" in method.optimizers
     assert method.segment(batches()["p"].image).shape == (2, 1, 32, 32)
-
-
-def test_labelled_dice_equals_the_dice_of_the_labelled_rows_alone() -> None:
-    from weakseg.losses.functional import soft_dice_loss_batch
-
-    b = batches(n=4, labelled=2)["p"]
-    logits = torch.randn(4, 1, 32, 32, requires_grad=True)
-    got = labelled_dice(logits, b, 0)
-    want = soft_dice_loss_batch(torch.sigmoid(logits[:2]), b.mask[:2].float())
-    torch.testing.assert_close(got, want)
-    got.backward()
-    assert logits.grad[2:].abs().sum() == 0 and logits.grad[:2].abs().sum() > 0   # unlabelled rows: no gradient
-
-
-def test_labelled_dice_reads_term_presence_from_the_host_copy(monkeypatch) -> None:
-    # On a GPU the device status must not be read back; the decision comes from Batch.host_flags().
-    b = batches(n=2, labelled=1)["p"]
-    logits = torch.randn(2, 1, 32, 32)
-    assert labelled_dice(logits, b, 0) is not None
-    monkeypatch.setattr(Batch, "host_flags", lambda self: (torch.full_like(self.status, PRESENT),
-                                                           torch.zeros_like(self.has_mask)))
-    assert labelled_dice(logits, b, 0) is None
 
 
 @pytest.mark.gpu

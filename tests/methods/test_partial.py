@@ -106,7 +106,7 @@ def test_marginal_method_uses_statuses_and_refuses_bad_options(phantom) -> None:
 
 
 def test_decode_pos_weight_follows_the_calibration_switch(phantom) -> None:
-    from weakseg.methods.partial import decode_pos_weight
+    from weakseg.evaluation.decode import decode_pos_weight
 
     root, overlay = phantom
     cfg = load_config("organs/smile", [*organs_overrides(root, overlay), "smile.pos_weight=[3,10,30]"])

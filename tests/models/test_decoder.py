@@ -155,7 +155,8 @@ def test_k_sigmoid_model_learns_a_class_in_the_middle() -> None:
     # class's positives a half-line of f only, so one of three ordered classes is never fitted (checked by hand
     # once: Dice 0.0 for the middle class after 300 and 1,000 steps). The default head must learn all three.
     from weakseg.data.status import encode_statuses, status_targets_from_masks
-    from weakseg.losses.partial_label import SmileLoss, decode_label_map
+    from weakseg.evaluation.decode import decode_label_map
+    from weakseg.losses.partial_label import SmileLoss
     from weakseg.models import create_model
 
     torch.manual_seed(0)

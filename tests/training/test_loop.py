@@ -106,7 +106,7 @@ def test_undefined_selection_metric_does_not_stop_training(tmp_path) -> None:
     def build(cfg):
         bundle = tests.toy.build_toy(cfg)
         return DataBundle(splits=bundle.splits, class_names=bundle.class_names, in_channels=1,
-                          evaluate=sometimes_empty, value_range=bundle.value_range)
+                          scoring=sometimes_empty, value_range=bundle.value_range)
 
     register_dataset("toy_empty_valid")(build)
     out = tmp_path / "run"

@@ -64,7 +64,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run_brats(args: argparse.Namespace) -> int:
-    from weakseg.data.brats_dataset import BratsConvertOptions, convert_brats
+    from weakseg.data.brats.convert import BratsConvertOptions, convert_brats
 
     given = {"channels": args.channels, "region": args.region, "normalization": args.normalization,
              "bias_correction": args.bias_correction, "brain_threshold": args.brain_threshold,

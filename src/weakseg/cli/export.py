@@ -28,7 +28,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run_nnunet(args: argparse.Namespace) -> int:
-    from weakseg.data.formats.nnunet_raw import export_nnunet
+    from weakseg.data.brats.export import export_nnunet
 
     report = export_nnunet(args.converted, args.dst, include=args.include, overwrite=args.overwrite)
     print(json.dumps(report))

@@ -37,7 +37,7 @@ class BratsConfig:
 
     root: str | None = None            # the converted dataset folder
     eval_include: str = "pa"           # valid/test rows of the slice metrics: pa = P and A slices (A: fp rates)
-    # Whole-volume validation (weakseg.inference.brats_volumes), logged as volume/...; the brats preset selects
+    # Whole-volume validation (weakseg.evaluation.brats_volumes), logged as volume/...; the brats preset selects
     # best.pt on volume/dice_pooled.
     volume_every: int = 1              # at every N-th evaluation (and the last); 0 = never
     volume_patients: int = 0           # first N validation patients (0 = all): the cheap subset

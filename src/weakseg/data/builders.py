@@ -10,7 +10,6 @@ from weakseg.data.registry import DataBundle, register_dataset
 def build_mnist(cfg: Config) -> DataBundle:
     """Cluttered MNIST (``genseg.md`` §9): P images with a whole digit, independent A clutter canvases."""
     from weakseg.data.mnist import ClutterSpec, build_mnist_splits
-    from weakseg.inference.evaluate import evaluate_image_set
 
     m = cfg.data.mnist
     spec = ClutterSpec(canvas=m.canvas, n_clutter=m.n_clutter, size_clutter=m.size_clutter, noise_sigma=m.noise_sigma)
@@ -21,7 +20,7 @@ def build_mnist(cfg: Config) -> DataBundle:
         labeled_sources=m.labeled_sources,
     )
     info = getattr(splits, "info", {})
-    return DataBundle(splits=dict(splits), class_names=("digit",), in_channels=1, evaluate=evaluate_image_set,
+    return DataBundle(splits=dict(splits), class_names=("digit",), in_channels=1, scoring="image_set",
                       value_range=(-1.0, 2.0), value_range_display=(0.0, 1.0), info=info)
 
 
@@ -32,9 +31,8 @@ def build_brats(cfg: Config) -> DataBundle:
     Train holds P and A slices (statuses mask / present / absent by whole-patient labelled fraction);
     valid and test hold P slices (scored for Dice) and A slices (false-positive rates), ``genseg.md`` §12.
     """
-    from weakseg.data.brats_dataset import BratsSliceSet, read_index
+    from weakseg.data.brats.dataset import BratsSliceSet, read_index
     from weakseg.errors import WeaksegError
-    from weakseg.inference.evaluate import evaluate_image_set
 
     b = cfg.data.brats
     if not b.root:
@@ -53,21 +51,15 @@ def build_brats(cfg: Config) -> DataBundle:
     if b.augment:
         info["augment"] = "genseg.md §10.2 (data.brats.augment*)"
 
-    def volumes(segment, data, cfg_, device, *, max_patients: int | None = None):
-        from weakseg.inference.brats_volumes import evaluate_brats_volumes
-
-        n = b.volume_patients if max_patients is None else max_patients
-        return evaluate_brats_volumes(segment, data, cfg_, device, max_patients=n)
-
     return DataBundle(splits=splits, class_names=tuple(index["class_names"]), in_channels=len(index["channel_names"]),
-                      evaluate=evaluate_image_set, value_range=(-1.0, 1.0), value_range_display=(-1.0, 1.0), info=info,
-                      evaluate_volumes=volumes, volume_every=b.volume_every)
+                      scoring="image_set", value_range=(-1.0, 1.0), value_range_display=(-1.0, 1.0), info=info,
+                      volume_scoring="brats_volumes", volume_every=b.volume_every)
 
 
 @register_dataset("organs")
 def build_organs(cfg: Config) -> DataBundle:
     """Partially annotated multi-organ CT (nnU-Net raw layout) as 2D axial slices (``smile.md`` §11)."""
-    from weakseg.data.organs import evaluate_organs, load_organs
+    from weakseg.data.organs import load_organs
     from weakseg.errors import WeaksegError
 
     o = cfg.data.organs
@@ -77,5 +69,5 @@ def build_organs(cfg: Config) -> DataBundle:
     d = load_organs(o.root, classes=o.classes, status_overlay=o.status_overlay, fold=o.fold, n_folds=o.n_folds,
                     n_valid=o.n_valid, seed=cfg.data.data_seed, hu_window=o.hu_window, full_labels=o.full_labels,
                     valid_reference=o.valid_reference)
-    return DataBundle(splits=dict(d.splits), class_names=d.class_names, in_channels=1, evaluate=evaluate_organs,
+    return DataBundle(splits=dict(d.splits), class_names=d.class_names, in_channels=1, scoring="organs",
                       value_range=(0.0, 1.0), value_range_display=(0.0, 1.0), info=d.info, contract=d.contract)

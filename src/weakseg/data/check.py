@@ -190,7 +190,7 @@ def _check_nnunet(root: Path, report: CheckReport, wrap: Callable, overlay: str 
 
 # ------------------------------------------------------------------------------------------------- BraTS
 def _check_brats(root: Path, report: CheckReport, wrap: Callable, overlay: Any) -> None:
-    from weakseg.data.formats.brats import DEFAULT_CHANNELS, find_brats_subjects, load_subject
+    from weakseg.data.brats.reader import DEFAULT_CHANNELS, find_brats_subjects, load_subject
 
     _no_overlay(overlay, report)
     try:
@@ -216,8 +216,9 @@ def _check_brats(root: Path, report: CheckReport, wrap: Callable, overlay: Any) 
 
 
 def _check_brats_converted(root: Path, report: CheckReport, wrap: Callable, overlay: Any) -> None:
-    from weakseg.data.brats_dataset import ROW_ARRAYS, read_index
-    from weakseg.data.brats_prep import KIND_P, SPLITS
+    from weakseg.data.brats.dataset import ROW_ARRAYS, read_index
+    from weakseg.data.brats.preprocess import KIND_P
+    from weakseg.data.brats.splits import SPLITS
 
     _no_overlay(overlay, report)
     try:

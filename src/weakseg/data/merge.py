@@ -48,7 +48,6 @@ from typing import Any
 import numpy as np
 
 import weakseg
-from weakseg.data.formats.brats import raise_problems
 from weakseg.data.formats.nifti import geometry_problem, load_volume, read_header, save_volume
 from weakseg.data.formats.nnunet_raw import (
     NnunetCase,
@@ -58,7 +57,7 @@ from weakseg.data.formats.nnunet_raw import (
     write_dataset_json,
 )
 from weakseg.data.status import STATUSES, resolve_statuses
-from weakseg.errors import WeaksegError
+from weakseg.errors import WeaksegError, raise_problems
 from weakseg.fsutil import build_folder
 
 #: statuses of the merged labelsTs maps ({case: {class: status}}): score them with weakseg score --statuses

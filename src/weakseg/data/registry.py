@@ -1,7 +1,7 @@
 """Dataset builders by name: ``data.name`` in a config picks one.
 
 A builder turns a config into a ``DataBundle``: its splits (``SampleSet``s), what the model needs to
-know (channels, classes) and how a split is evaluated.
+know (channels, classes) and which scoring its splits get (named here, run by ``weakseg.evaluation``).
 """
 
 from __future__ import annotations
@@ -30,11 +30,13 @@ class DataBundle:
     splits: dict[str, SampleSet]
     class_names: tuple[str, ...]
     in_channels: int
-    evaluate: EvaluateFn
+    # How a split is scored: a name registered in ``weakseg.evaluation`` (image_set, organs), or a callable
+    # ``fn(segment, split, cfg, device) -> metrics`` for a dataset of one's own.
+    scoring: str | EvaluateFn = "image_set"
     value_range: tuple[float, float] = (-1.0, 1.0)   # images outside this range are rejected
-    # Whole-volume scoring of a split (BraTS: weakseg.inference.brats_volumes), reported under "volume" beside
-    # the slice metrics of ``evaluate``; during training at every ``volume_every``-th evaluation (0 = never).
-    evaluate_volumes: EvaluateFn | None = None
+    # Whole-volume scoring of a split (BraTS: brats_volumes), reported under "volume" beside the slice
+    # metrics; during training at every ``volume_every``-th evaluation (0 = never).
+    volume_scoring: str | EvaluateFn | None = None
     volume_every: int = 1
     value_range_display: tuple[float, float] = (-1.0, 1.0)   # intensity window for pictures
     info: dict[str, Any] = field(default_factory=dict)

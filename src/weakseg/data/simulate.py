@@ -8,6 +8,9 @@ applies it last; the label files keep the full ground truth for evaluation and p
 One uniform draw u(v, k) per (case, class), seeded by (seed, fold, case id), decides everything, so:
 a pair removed at alpha is removed at every larger alpha (nesting), and a case's draws do not depend on
 which other cases are in the split.
+
+``write_partial_dataset`` (``weakseg simulate-missing``) applies an overlay to a copy of a dataset:
+links to its files and a ``dataset.json`` whose ``weakseg`` block carries the hidden pairs.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -23,6 +27,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from weakseg.data.formats.nifti import load_volume, save_volume
+from weakseg.data.formats.nnunet_raw import NnunetDataset, list_cases, read_dataset_json
+from weakseg.data.status import resolve_statuses
 from weakseg.errors import WeaksegError
 
 SimulationMode = Literal["exact", "bernoulli"]
@@ -199,3 +206,109 @@ def materialise_label(label: np.ndarray, status: Mapping[str, str], class_names:
         if status.get(cls, "mask") != "mask":
             out[out == idx] = 0
     return out
+
+
+# ----------------------------------------------------------------------------------------------- dataset writer
+def write_partial_dataset(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    alpha: float,
+    mode: SimulationMode = "exact",
+    seed: int = 0,
+    keep_at_least_one: bool = False,
+    fold: int | None = None,
+    n_folds: int = 5,
+    data_seed: int = 0,
+    materialise: bool = False,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """``weakseg simulate-missing``: a partially annotated copy of the nnU-Net raw dataset ``src`` at ``dst``.
+
+    ``dst`` gets links to the images and labels of ``src``, a ``dataset.json`` whose ``weakseg`` block marks
+    every removed (case, class) pair ``unknown``, and the manifest ``weakseg_simulation.json`` (the overlay
+    of ``simulate_missing`` plus the source and the untouched test cases). Labels stay links to the full
+    ground truth: weakseg never shows a hidden organ to training (the loader masks labels by status) and
+    needs the truth for evaluation and SMILEr's pseudo-label precision. ``materialise`` writes label copies
+    with the removed classes zeroed instead, for software that reads the label files only (nnU-Net); weakseg
+    then has no withheld truth for them. With ``fold`` only the training volumes of that fold are touched
+    (the seeded split of ``data.organs.fold_split``); ``imagesTs`` never is. Written into ``dst.tmp-<pid>``
+    and renamed when complete; returns the manifest.
+    """
+    # Imported here: weakseg.data.organs imports this module for read_overlay.
+    from weakseg.data.organs import MANIFEST_NAME, fold_split  # noqa: PLC0415
+
+    src, dst = Path(src), Path(dst)
+    ds = read_dataset_json(src)
+    cases = list_cases(src, "train", dataset=ds)
+    ids = [c.case_id for c in cases]
+    classes = list(ds.class_names)
+    statuses = resolve_statuses(ds.weakseg, ids, classes)
+    test_cases: list[str] = [c.case_id for c in list_cases(src, "test", dataset=ds)]
+    train_cases = ids
+    if fold is not None:
+        split = fold_split(ids, n_folds=n_folds, fold=fold, seed=data_seed)
+        train_cases = split["train"] + split["valid"]
+        test_cases = split["test"] + test_cases
+    overlay = simulate_missing(statuses, alpha=alpha, mode=mode, seed=seed, fold=fold,
+                               keep_at_least_one=keep_at_least_one, train_cases=train_cases, class_names=classes)
+    overlay["simulation"].update(source=str(src.resolve()), n_folds=n_folds if fold is not None else None,
+                                 data_seed=data_seed, materialised=materialise, untouched_cases=sorted(test_cases))
+    if dst.exists():
+        if not overwrite:
+            raise WeaksegError(f"{dst}: already exists; choose another destination or pass --overwrite")
+        shutil.rmtree(dst)
+    tmp = dst.parent / f"{dst.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_case_files(src, tmp, ds, overlay, statuses, classes, materialise=materialise)
+        raw = dict(ds.raw)
+        raw["weakseg"] = _merged_block(raw.get("weakseg"), overlay)
+        (tmp / "dataset.json").write_text(json.dumps(raw, indent=2) + "\n")
+        for extra in ("splits_final.json",):
+            if (src / extra).is_file():
+                shutil.copyfile(src / extra, tmp / extra)
+        write_overlay(tmp / MANIFEST_NAME, overlay)
+        os.replace(tmp, dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return overlay
+
+
+def _write_case_files(src: Path, tmp: Path, ds: NnunetDataset, overlay: Mapping[str, Any],
+                      statuses: Mapping[str, Mapping[str, str]], classes: Sequence[str], *,
+                      materialise: bool) -> None:
+    """Every image and label file of ``src`` into ``tmp``: a link, or a zeroed label copy (``materialise``)."""
+    for folder in ("imagesTr", "imagesTs", "labelsTr", "labelsTs"):
+        if not (src / folder).is_dir():
+            continue
+        (tmp / folder).mkdir(parents=True)
+        for f in sorted((src / folder).iterdir()):
+            if f.name.startswith("."):
+                continue
+            case = f.name[: -len(ds.file_ending)] if f.name.endswith(ds.file_ending) else None
+            hidden = overlay["cases"].get(case, {}).get("status", {}) if folder == "labelsTr" else {}
+            if materialise and hidden:
+                vol = load_volume(f, kind="label")
+                status = {**statuses[case], **hidden}
+                save_volume(materialise_label(vol.array, status, classes), vol, tmp / folder / f.name,
+                            dtype=vol.array.dtype)
+            else:
+                _link(f, tmp / folder / f.name)
+
+
+def _merged_block(block: Mapping[str, Any] | None, overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """The source's ``weakseg`` block with the overlay's statuses written over it, cases sorted by id."""
+    block = dict(block or {"format": 1})
+    block_cases = {c: {**e, "status": dict(e.get("status", {}))} for c, e in (block.get("cases") or {}).items()}
+    for case, entry in overlay["cases"].items():
+        block_cases.setdefault(case, {"status": {}})
+        block_cases[case].setdefault("status", {}).update(entry["status"])
+    block["cases"] = dict(sorted(block_cases.items()))
+    return block
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(src.resolve(), dst)

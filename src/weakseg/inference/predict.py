@@ -3,8 +3,8 @@ label map per case out, on the input grid with the input's affine and header (``
 ``ecosystem.md`` §6).
 
 Per case, exactly as training saw the data: the converted dataset's options (``index.json``: channel order,
-normalisation, bias correction, clip, midline, flip) are applied by ``brats_prep.prepare_subject``; the 2D
-model runs on the axial hemisphere slices in batches; the probabilities are stitched back with the stored
+normalisation, bias correction, clip, midline, flip) are applied by ``brats.preprocess.prepare_subject``;
+the 2D model runs on the axial hemisphere slices in batches; the probabilities are stitched back with the stored
 hemisphere layout and reoriented to the storage grid (``volume_from_slices``). A slice whose shape differs
 from the training slices is run with MONAI's ``sliding_window_inference`` using the training slice as the
 window (the models are fully convolutional, but windows keep the context they were trained on). Optional
@@ -25,33 +25,30 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 import weakseg
-from weakseg.data.brats_prep import prepare_subject, volume_from_slices
-from weakseg.data.formats.brats import (
+from weakseg.data.brats.preprocess import prepare_subject, volume_from_slices
+from weakseg.data.brats.reader import (
     BratsSubject,
     brain_problems,
     check_headers,
     find_brats_subjects,
     load_subject,
-    raise_problems,
 )
 from weakseg.data.formats.nifti import geometry_problem, load_volume, read_header, save_volume
-from weakseg.errors import WeaksegError
+from weakseg.errors import WeaksegError, raise_problems
+from weakseg.evaluation.slices import FLIPS, predict_slices
 from weakseg.fsutil import check_destination, swap_in_folder
 
 log = logging.getLogger(__name__)
 
 _CHANNEL_RE = re.compile(r"^(?P<case>.+)_(?P<ch>\d{4})\.nii(\.gz)?$")
-FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))     # identity, left-right, up-down, both
 
 
 @dataclass
@@ -152,46 +149,9 @@ def _load_case(case: InputCase, channels: Sequence[str]) -> tuple[np.ndarray, np
 
 
 # ----------------------------------------------------------------------------------------------- model
-def predict_slices(segment: Callable[[Tensor], Tensor], slices: np.ndarray, *, batch_size: int,
-                   device: torch.device, class_index: int = 0, tta: bool = False,
-                   window: tuple[int, int] | None = None) -> np.ndarray:
-    """Sigmoid probabilities of one class for a stack of 2D slices, in batches.
-
-    ``window``: the training slice shape; when the slices differ from it, MONAI's
-    ``sliding_window_inference`` runs the model on windows of that shape (Gaussian blending, overlap 0.25).
-    ``tta``: mean probability over the four flips of ``FLIPS``.
-
-    Shape:
-        slices: (N, C, H, W) float32 -> returns (N, H, W) float32.
-    """
-    from monai.inferers import sliding_window_inference   # noqa: PLC0415 (MONAI is slow to import)
-
-    windowed = window is not None and tuple(slices.shape[2:]) != tuple(window)
-
-    def run(x: Tensor) -> Tensor:
-        if windowed:
-            logits = sliding_window_inference(x, roi_size=window, sw_batch_size=batch_size, predictor=segment,
-                                              overlap=0.25, mode="gaussian")
-        else:
-            logits = segment(x)
-        return torch.sigmoid(logits[:, class_index].float())           # (B, H, W)
-
-    out = np.zeros((slices.shape[0], *slices.shape[2:]), dtype=np.float32)
-    with torch.inference_mode():
-        for start in range(0, slices.shape[0], batch_size):
-            x = torch.from_numpy(np.ascontiguousarray(slices[start:start + batch_size])).to(device)
-            if tta:
-                # a flip of the input's last axes (W, H) is undone on the (B, H, W) probabilities
-                prob = torch.stack([run(x.flip(f)).flip(f) if f else run(x) for f in FLIPS]).mean(0)
-            else:
-                prob = run(x)
-            out[start:start + x.shape[0]] = prob.cpu().numpy()
-    return out
-
-
 # ----------------------------------------------------------------------------------------------- driver
 def _brats_preprocessing(cfg: Any, converted: str | os.PathLike | None) -> tuple[Path, dict[str, Any]]:
-    from weakseg.data.brats_dataset import read_index   # noqa: PLC0415
+    from weakseg.data.brats.dataset import read_index   # noqa: PLC0415
 
     if cfg.data.name != "brats":
         raise WeaksegError(f"predict: the run was trained on data.name={cfg.data.name!r}; volume prediction "
@@ -242,7 +202,6 @@ def predict_folder(
     """
     from weakseg.config.io import config_from_dict, upgrade_stored_config   # noqa: PLC0415
     from weakseg.data.registry import DataBundle   # noqa: PLC0415
-    from weakseg.inference.evaluate import evaluate_image_set   # noqa: PLC0415
     from weakseg.inference.load import load_run, read_run_checkpoint   # noqa: PLC0415
 
     t0 = time.perf_counter()
@@ -276,7 +235,7 @@ def predict_folder(
 
     # The run's own data are not needed to predict: a bundle from index.json builds the method.
     bundle = DataBundle(splits={}, class_names=tuple(index["class_names"]), in_channels=len(channels),
-                        evaluate=evaluate_image_set)
+                        scoring="image_set")
     run = load_run(run_dir, which=checkpoint, device=device, data=bundle)
     segment = run.method.segment
     bs = batch_size or cfg.eval.batch_size

@@ -38,10 +38,11 @@ from torch import Tensor
 
 import weakseg
 from weakseg.errors import WeaksegError
+from weakseg.evaluation.decode import calibrated_sigmoid, decode_label_map, head_kind
+from weakseg.evaluation.slices import FLIPS
 
 log = logging.getLogger(__name__)
 
-FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))     # identity, left-right, up-down, both
 #: default cap of pixels per batch (4 slices of 512 x 512) when --batch-size is not given
 MAX_BATCH_PIXELS = 4 * 512 * 512
 
@@ -104,21 +105,14 @@ class OrganPredictor:
 
         Shape: x (B, 1, H, W) -> (B, C, H, W) float32, C = K (sigmoid) or K+1 (softmax).
         """
-        from weakseg.losses.partial_label import calibrated_sigmoid   # noqa: PLC0415
-
         k = len(self.class_names)
         acc, head = None, ""
         for f in (FLIPS if self.tta else ((),)):
             logits = self.segment(x.flip(f) if f else x).float()
             if f:
                 logits = logits.flip(f)          # undo the flip on (B, C, H, W): same last two axes
-            if logits.shape[1] == k + 1:
-                head, prob = "softmax", logits.softmax(1)
-            elif logits.shape[1] == k:
-                head, prob = "sigmoid", calibrated_sigmoid(logits, pos_weight=self.pos_weight)
-            else:
-                raise WeaksegError(f"the model outputs {logits.shape[1]} channels for {k} classes; expected {k} "
-                                   f"(sigmoid) or {k + 1} (softmax with background)")
+            head = head_kind(logits.shape[1], k)
+            prob = logits.softmax(1) if head == "softmax" else calibrated_sigmoid(logits, pos_weight=self.pos_weight)
             if not self.tta:         # evaluate's decoding bit for bit: a softmax head is argmaxed on its logits
                 return (logits, "softmax_logits") if head == "softmax" else (prob, head)
             acc = prob if acc is None else acc + prob
@@ -132,8 +126,6 @@ class OrganPredictor:
             slices: (D, H, W) float32 in [0, 1] -> ids (D, H, W) uint8 (0..K), probabilities (C, D, H, W)
             float32 or None.
         """
-        from weakseg.losses.partial_label import decode_label_map   # noqa: PLC0415
-
         d, h, w = slices.shape
         bs = self.slices_per_batch(h, w)
         ids = np.zeros((d, h, w), dtype=np.uint8)
@@ -189,10 +181,10 @@ def load_organ_predictor(run_dir: str | os.PathLike, *, checkpoint: str = "best"
     (GenSeg's generator) are rebuilt with ``load_run`` on the contract.
     """
     from weakseg.config.io import config_from_dict, upgrade_stored_config   # noqa: PLC0415
-    from weakseg.data.organs import evaluate_organs   # noqa: PLC0415
     from weakseg.data.registry import DataBundle   # noqa: PLC0415
     from weakseg.inference.load import checkpoint_path, load_run   # noqa: PLC0415
-    from weakseg.methods.partial import SOFTMAX_METHODS, decode_pos_weight   # noqa: PLC0415
+    from weakseg.evaluation.decode import decode_pos_weight   # noqa: PLC0415
+    from weakseg.methods.partial import SOFTMAX_METHODS   # noqa: PLC0415
     from weakseg.models.registry import create_model   # noqa: PLC0415
     from weakseg.training.checkpoint import load_checkpoint, version_hint   # noqa: PLC0415
     from weakseg.training.context import resolve_device   # noqa: PLC0415
@@ -221,7 +213,7 @@ def load_organ_predictor(run_dir: str | os.PathLike, *, checkpoint: str = "best"
         segment: Callable[[Tensor], Tensor] = net.eval()
     else:
         bundle = DataBundle(splits={}, class_names=tuple(contract["class_names"]),
-                            in_channels=len(contract["channel_names"]), evaluate=evaluate_organs,
+                            in_channels=len(contract["channel_names"]), scoring="organs",
                             value_range=(0.0, 1.0), contract=contract)
         segment = load_run(run_dir, which=checkpoint, device=device, data=bundle).method.segment
     predictor = OrganPredictor(segment, contract, dev, batch_size or cfg.eval.batch_size,

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 import weakseg
+from weakseg.evaluation import evaluate, evaluate_volumes
 from weakseg.inference.load import load_run
 from weakseg.metrics.jsonio import atomic_write_json
 
@@ -20,10 +21,11 @@ def evaluate_run(run_dir: str | Path, *, split: str = "valid", which: str = "bes
     data = run.data.split(split)
     t0 = time.time()
     with torch.no_grad():
-        metrics = run.data.evaluate(run.method.segment, data, run.cfg, run.device)
-        if run.data.evaluate_volumes is not None:   # BraTS: every patient of the split as a whole volume
-            metrics = {**metrics, "volume": run.data.evaluate_volumes(run.method.segment, data, run.cfg, run.device,
-                                                                      max_patients=0)}
+        metrics = evaluate(run.method.segment, run.data, data, run.cfg, run.device)
+        # BraTS: every patient of the split as a whole volume
+        volume = evaluate_volumes(run.method.segment, run.data, data, run.cfg, run.device, max_patients=0)
+        if volume is not None:
+            metrics = {**metrics, "volume": volume}
     report = {
         "split": split,
         "checkpoint": which,

@@ -4,8 +4,8 @@ SMILE (smile.md §5) puts one sigmoid per organ and weights every (class, pixel)
 ``W`` from ``weakseg.data.status.status_targets``: pixels whose label is unknown for a class get weight 0
 and contribute exactly nothing, neither to the loss nor to its gradient. The baselines (§7) are softmax
 models trained with cross-entropy on integer maps built here as pure functions, and the marginal and
-exclusion losses of Shi et al. (MedIA 2021; §13). ``decode_label_map``
-turns K sigmoid probabilities into a label map (§6).
+exclusion losses of Shi et al. (MedIA 2021; §13). Decoding K sigmoid probabilities into a label map (§6)
+is ``weakseg.evaluation.decode``.
 
 All functions compute in float32 outside autocast, so they are safe under bf16/fp16 training.
 """
@@ -26,7 +26,6 @@ from weakseg.errors import WeaksegError
 
 Normalisation = Literal["known_mean", "all_mean", "class_mean", "sum"]
 NORMALISATIONS: tuple[str, ...] = ("known_mean", "all_mean", "class_mean", "sum")
-DecodeMode = Literal["argmax_threshold", "per_class", "softmax"]
 
 
 def _no_autocast(device: torch.device) -> torch.autocast:
@@ -464,53 +463,3 @@ def drop_incomplete(statuses: Mapping[str, Mapping[str, str]]) -> list[str]:
         raise WeaksegError(f"drop_incomplete: none of the {len(statuses)} training cases has every class "
                            "annotated; this baseline cannot run at this missing rate")
     return kept
-
-
-# --------------------------------------------------------------------------------------------------
-# Decoding (smile.md §6)
-# --------------------------------------------------------------------------------------------------
-
-
-def calibrated_sigmoid(logits: Tensor, *, pos_weight: Tensor | Sequence[float] | None = None) -> Tensor:
-    """Per-class probabilities sigmoid(z_k - log w_k) that are comparable across classes.
-
-    BCE with ``pos_weight`` w_k is minimised at z_k = logit(p_k) + log w_k for a true class probability p_k,
-    so sigmoid(z_k) overstates p_k and by a different amount per class: with w = (3, 10, 30), a raw 0.5 is a
-    true 1/4, 1/11 and 1/31. Subtracting log w_k undoes that before thresholds and argmaxes (smile.md §6,
-    §8.2; issue 21). Without ``pos_weight`` it is ``torch.sigmoid``. A Dice term in the loss also pulls the
-    optimum; this corrects only the BCE's known shift.
-
-    Shape:
-        logits: (B, K, *S); pos_weight: (K,) positive. Returns (B, K, *S) float32.
-    """
-    z = logits.float()
-    if pos_weight is None:
-        return z.sigmoid()
-    w = torch.as_tensor(pos_weight, dtype=torch.float32, device=z.device)
-    if w.shape != (z.shape[1],) or not bool((w > 0).all()):
-        raise ValueError(f"calibrated_sigmoid: pos_weight must be {z.shape[1]} positive values, got {w.tolist()}")
-    return (z - w.log().view(1, -1, *[1] * (z.ndim - 2))).sigmoid()
-
-
-def decode_label_map(probs: Tensor, *, threshold: float = 0.5, mode: DecodeMode = "argmax_threshold") -> Tensor:
-    """Turn per-class probabilities into a prediction.
-
-    ``argmax_threshold`` (K sigmoid channels): l(x) = 1 + argmax_k p_k(x) where max_k p_k(x) > threshold,
-    else 0; ties go to the lower class. ``per_class``: K binary masks p_k > threshold, overlaps allowed.
-    ``softmax`` (K+1 channels, channel 0 background): argmax over channels.
-
-    Shape:
-        probs: (B, K, *S) (K+1 channels for ``softmax``). Returns (B, *S) int64, or (B, K, *S) bool for
-        ``per_class``.
-    """
-    if probs.ndim < 3:
-        raise ValueError(f"decode_label_map: expected (B, K, *S), got {tuple(probs.shape)}")
-    if mode == "per_class":
-        return probs > threshold
-    if mode == "softmax":
-        return probs.argmax(1)
-    if mode != "argmax_threshold":
-        raise ValueError(f"decode.mode must be argmax_threshold, per_class or softmax, got {mode!r}")
-    idx = probs.argmax(1)                                                     # (B, *S); first max on ties
-    best = probs.gather(1, idx.unsqueeze(1)).squeeze(1)                       # (B, *S)
-    return torch.where(best > threshold, idx + 1, torch.zeros_like(idx))

@@ -12,8 +12,8 @@ from weakseg.config.schema import Config
 from weakseg.data.batch import Batch
 from weakseg.data.registry import DataBundle
 from weakseg.errors import WeaksegError
+from weakseg.losses.labelled import labelled_dice
 from weakseg.losses.translation import l1_per_sample
-from weakseg.methods.genseg import labelled_dice
 from weakseg.methods.registry import Method, StepContext, adam, register_method
 from weakseg.models.registry import create_model
 

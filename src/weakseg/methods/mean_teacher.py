@@ -18,7 +18,7 @@ from weakseg.config.schema import Config
 from weakseg.data.batch import Batch
 from weakseg.data.registry import DataBundle
 from weakseg.data.status import PRESENT
-from weakseg.methods.genseg import labelled_dice, row_weight
+from weakseg.losses.labelled import labelled_dice, row_weight
 from weakseg.methods.registry import Method, StepContext, adam, register_method
 from weakseg.methods.seg_only import segmenter_from_config
 

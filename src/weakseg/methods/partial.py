@@ -49,14 +49,6 @@ SOFTMAX_METHODS = ("naive", "oracle", "spatial_ignore", "drop_incomplete", "marg
 SIGMOID_METHODS = ("smile", "smiler", "smiler_mc", "oracle_sigmoid")
 
 
-def decode_pos_weight(cfg: Config) -> list[float] | None:
-    """The per-class ``pos_weight`` to take out of sigmoid outputs before they are compared across classes
-    (``smile.calibrate_pos_weight``), or None (raw sigmoids). Softmax methods ignore it."""
-    if cfg.method not in SIGMOID_METHODS or not cfg.smile.calibrate_pos_weight:
-        return None
-    return None if cfg.smile.pos_weight is None else [float(v) for v in cfg.smile.pos_weight]
-
-
 def _segmenter(cfg: Config, data: DataBundle, device: torch.device, n_out: int) -> nn.Module:
     return create_model(cfg.model.name, in_channels=data.in_channels, num_classes=n_out, width=cfg.model.width,
                         depth=cfg.model.depth, **cfg.model.kwargs).to(device)

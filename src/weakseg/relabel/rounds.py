@@ -87,7 +87,7 @@ def score_training_set(cfg: Config, model_run: Path, opts: SmilerOptions, train:
                        device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Probabilities (or MC-dropout mean and std) of m_{t-1} on every training slice."""
     from weakseg.inference.load import load_run
-    from weakseg.methods.partial import decode_pos_weight
+    from weakseg.evaluation.decode import decode_pos_weight
     from weakseg.relabel.scoring import mc_dropout_scores, probability_scores
 
     run = load_run(model_run, which="last", device=str(device))

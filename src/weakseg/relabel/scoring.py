@@ -7,7 +7,7 @@ MC-dropout follows Gal & Ghahramani (ICML 2016) as used on the SMILE slides: the
 per-pixel mean and standard deviation of sigmoid(z).
 
 ``pos_weight`` (``smile.calibrate_pos_weight``): scores are sigmoid(z - log pos_weight_k), the probabilities
-that decoding also uses (``weakseg.losses.partial_label.calibrated_sigmoid``), so "p > tau" and the ranking
+that decoding also uses (``weakseg.evaluation.decode.calibrated_sigmoid``), so "p > tau" and the ranking
 mean the same thing for every class.
 """
 
@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from weakseg.losses.partial_label import calibrated_sigmoid
+from weakseg.evaluation.decode import calibrated_sigmoid
 
 DROPOUT_TYPES: tuple[type[nn.Module], ...] = (
     nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout,

@@ -437,7 +437,7 @@ def figure(runs_root: Path, out: Path, *, alpha: float, fold: int, n: int = 4) -
     ``smiler`` (PNG). None when the naive or the SMILEr run is missing."""
     import torch
 
-    from weakseg.data.organs import predict_label_maps
+    from weakseg.evaluation.organs import predict_label_maps
     from weakseg.data.status import is_missing
     from weakseg.inference.load import load_run
     from weakseg.inference.panels import render_panels
@@ -464,7 +464,7 @@ def figure(runs_root: Path, out: Path, *, alpha: float, fold: int, n: int = 4) -
         return None
     sub = train.subset(torch.tensor(picked))
     gt, partial = ce_targets(train.truth[picked]), ce_targets(train.masks[picked])      # (n, H, W) label maps
-    from weakseg.methods.partial import decode_pos_weight
+    from weakseg.evaluation.decode import decode_pos_weight
     preds = {m: predict_label_maps(r.method.segment, sub, device=torch.device("cpu"),
                                    pos_weight=decode_pos_weight(r.cfg)) for m, r in runs.items()}
     imgs = train.images[picked, 0].numpy()

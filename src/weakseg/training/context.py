@@ -12,7 +12,7 @@ from torch import Tensor
 from weakseg.config.schema import Config
 from weakseg.errors import WeaksegError
 from weakseg.training.distributed import World, all_true, average_gradients
-from weakseg.training.gradcheck import grads_finite   # reliab hook
+from weakseg.training.gradcheck import grads_finite
 
 
 class NonFiniteLossError(WeaksegError):
@@ -55,7 +55,7 @@ class LoopContext:
     step: int = 0
     skipped: int = 0                            # updates dropped by train.nonfinite=skip
     world: World = field(default_factory=World)
-    last_fault: str | None = None               # reliab: the latest non-finite loss/gradient, for logs
+    last_fault: str | None = None               # the latest non-finite loss/gradient, for logs and FaultGuard
     _pending: list[tuple[int, Tensor, dict[str, Tensor]]] = field(default_factory=list)
 
     @property
@@ -86,7 +86,8 @@ class LoopContext:
         if total.requires_grad:
             total.backward()
         average_gradients(optimizers, self.world)      # first: a NaN on any rank reaches every rank's check
-        # --- reliab hook: non-finite gradients (weakseg.training.faults), deferred on GPU like the loss
+        # A finite loss can still give non-finite gradients (an overflow in backward): checked like the loss,
+        # deferred on GPU, so that no NaN reaches the weights.
         grads_ok = grads_finite(optimizers)
         if self.check_every_step:
             if not bool(grads_ok):
@@ -95,7 +96,6 @@ class LoopContext:
                 return False
         else:
             self._pending.append((self.step, finite & grads_ok, {k: v.detach() for k, v in terms.items()}))
-        # --- end reliab hook
         for opt in optimizers:
             opt.step()
         return True
@@ -104,7 +104,7 @@ class LoopContext:
         bad = [name for name, value in terms.items() if not bool(torch.isfinite(value.detach()).all())]
         elsewhere = " (or a loss on another rank)" if self.world.enabled else ""
         what = f"loss term {', '.join(bad)}" if bad else f"the gradient of loss {' + '.join(terms) or 'total'}{elsewhere}"
-        self.last_fault = f"{what} became non-finite at step {step}"      # reliab: read by FaultGuard
+        self.last_fault = f"{what} became non-finite at step {step}"      # read by FaultGuard
         if self.cfg.train.nonfinite == "stop":
             raise NonFiniteLossError(
                 f"{self.last_fault}; the run stopped and the last good "

@@ -32,6 +32,7 @@ from weakseg.data.mixing import MixedStream
 from weakseg.data.registry import DataBundle, build_data
 from weakseg.data.samplers import BatchStream, pool_indices
 from weakseg.errors import WeaksegError
+from weakseg.evaluation import evaluate, evaluate_volumes
 from weakseg.methods.registry import Method, build_method
 from weakseg.training.checkpoint import load_checkpoint, save_checkpoint
 from weakseg.training import distributed
@@ -240,7 +241,7 @@ def _state(method: Method, streams: dict[str, BatchStream], ctx: LoopContext, cf
 def _volumes_due(data: DataBundle, cfg: Config, done: int) -> bool:
     """Volume validation at every ``volume_every``-th evaluation and at the last step."""
     every = data.volume_every
-    if data.evaluate_volumes is None or every <= 0:
+    if data.volume_scoring is None or every <= 0:
         return False
     return (done // cfg.train.eval_every) % every == 0 or done == cfg.train.steps
 
@@ -381,7 +382,7 @@ def _build_run(cfg: Config, paths: RunPaths, world: World, device: torch.device,
         data = build_data(cfg)
     else:                                   # the loop replaces splits (data.on_device): keep the caller's intact
         data = replace(data, splits=dict(data.splits))
-    if cfg.train.select_metric.startswith("volume/") and data.evaluate_volumes is None:
+    if cfg.train.select_metric.startswith("volume/") and data.volume_scoring is None:
         raise WeaksegError(f"train.select_metric={cfg.train.select_metric!r}: data.name={cfg.data.name!r} has no "
                            "volume validation; choose a slice metric such as dice_soft_global")
     moved = move_data_to_device(cfg, data, device)
@@ -482,16 +483,16 @@ def _log_start(run: _Run, ckpt: dict[str, Any] | None, start: int, *, moved: lis
 
 def _validate(run: _Run, done: int, best: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Score the validation split; keep ``best.pt`` on ``train.select_metric``. Returns (metrics, best)."""
-    # Rank 0 evaluates the whole validation split while the others wait: data.evaluate is dataset-specific
+    # Rank 0 evaluates the whole validation split while the others wait: the scoring is dataset-specific
     # (it does not expose its metric counts to reduce), and one process gives exactly the single-GPU metrics.
     cfg, data, method, device, logger = run.cfg, run.data, run.method, run.device, run.logger
     method.set_training(False)
     with torch.no_grad():
-        valid = data.evaluate(method.segment, data.split("valid"), cfg, device)
+        valid = evaluate(method.segment, data, data.split("valid"), cfg, device)
         if method.diagnose is not None:      # e.g. translation health: logged beside the metrics
             valid = {**valid, "translation": method.diagnose(data.split("valid"), cfg, device)}
         if _volumes_due(data, cfg, done):    # whole validation volumes, as predict would score them
-            valid = {**valid, "volume": data.evaluate_volumes(method.segment, data.split("valid"), cfg, device)}
+            valid = {**valid, "volume": evaluate_volumes(method.segment, data, data.split("valid"), cfg, device)}
     logger.scalars(done, "valid", valid)
     flat = flatten_scalars(valid)
     metric = cfg.train.select_metric

@@ -1,4 +1,4 @@
-"""The nnU-Net v2 raw layout (``ecosystem.md`` §4): read, validate, index, write, and export BraTS to it.
+"""The nnU-Net v2 raw layout (``ecosystem.md`` §4): read, validate, index and write it.
 
 ::
 
@@ -26,9 +26,8 @@ from typing import Any
 import numpy as np
 
 import weakseg
-from weakseg.data.formats.brats import raise_problems
 from weakseg.data.formats.nifti import geometry_problem, load_volume, read_header, save_volume
-from weakseg.errors import WeaksegError
+from weakseg.errors import WeaksegError, raise_problems
 from weakseg.fsutil import build_folder, check_destination
 
 REQUIRED_KEYS: tuple[str, ...] = ("channel_names", "labels", "numTraining", "file_ending")
@@ -323,15 +322,24 @@ def write_nnunet_dataset(
     weakseg_block: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     msd_training_list: bool = True,
+    splits_final: Mapping[str, Sequence[str]] | None = None,
 ) -> Path:
     """Write a complete raw dataset atomically (``root.tmp-<pid>`` renamed at the end).
 
     Each case is a mapping with ``case_id``, ``channels`` (list of (I, J, K) arrays), ``label`` ((I, J, K)
     or None), ``affine`` and optional ``header`` and ``split`` ('train' default, or 'test').
+    ``splits_final`` ({"train": [...], "valid": [...]}, case ids) becomes nnU-Net's one-fold
+    ``splits_final.json``; like ``weakseg_block`` it is read after the cases, so a caller may fill it
+    while ``cases`` is iterated.
     """
-    _atomic_dir(Path(root), overwrite, lambda tmp: _build_dataset(
-        tmp, cases, channel_names=channel_names, labels=labels, weakseg_block=weakseg_block,
-        msd_training_list=msd_training_list))
+    def build(tmp: Path) -> None:
+        _build_dataset(tmp, cases, channel_names=channel_names, labels=labels, weakseg_block=weakseg_block,
+                       msd_training_list=msd_training_list)
+        if splits_final is not None:
+            _write_json(tmp / "splits_final.json", [{"train": list(splits_final["train"]),
+                                                     "val": list(splits_final["valid"])}])
+
+    _atomic_dir(Path(root), overwrite, build)
     return Path(root)
 
 
@@ -352,70 +360,6 @@ def _build_dataset(tmp: Path, cases: Iterable[Mapping[str, Any]], *, channel_nam
         (tmp / sub).mkdir(exist_ok=True)
     write_dataset_json(tmp, channel_names=channel_names, labels=labels, num_training=n_train,
                        weakseg_block=weakseg_block, training=training if msd_training_list else None)
-
-
-def export_nnunet(converted: str | os.PathLike, dst: str | os.PathLike, *, include: str = "pa",
-                  overwrite: bool = False) -> dict[str, Any]:
-    """Export a converted BraTS hemisphere dataset to the nnU-Net raw layout, one 2D case per slice.
-
-    Train and valid slices go to ``imagesTr``/``labelsTr`` (``splits_final.json`` keeps them apart), test
-    slices to ``imagesTs`` (labels in ``labelsTs``). Each slice is a NIfTI of shape (W, H, 1) in canonical
-    RAS order whose affine places it where it lay in its patient's scan. Statuses go into the ``weakseg``
-    block: A -> ``absent`` (label zeros), unlabelled P -> ``present`` (label filled with ``ignore``),
-    labelled slices -> ``mask`` (the default).
-    """
-    from weakseg.data.brats_dataset import BratsSliceSet, layout_of, read_index   # noqa: PLC0415 (cycle)
-    from weakseg.data.status import ABSENT, PRESENT   # noqa: PLC0415
-
-    converted, dst = Path(converted), Path(dst)
-    index = read_index(converted)
-    sets = {s: BratsSliceSet(converted, s, include=include) for s in ("train", "valid", "test")}
-    need_ignore = bool((sets["train"].status[:, 0] == PRESENT).any())
-    labels = {"background": 0, "tumour": 1, **({"ignore": 2} if need_ignore else {})}
-    status_cases: dict[str, Any] = {}
-    block = {"format": 1, "default_status": "mask", "cases": status_cases}   # filled while writing cases
-    split_ids: dict[str, list[str]] = {s: [] for s in sets}
-
-    def cases() -> Iterable[dict[str, Any]]:
-        for split, ds in sets.items():
-            for i in range(len(ds)):
-                pid, cid, code = ds.patients[ds.patient[i]], ds.case_id(i), int(ds.status[i, 0])
-                rows = np.array([i])
-                img = ds.images_at(rows)[0]                               # (C, H, W)
-                lab = ds.ground_truth_at(rows)[0, 0]                      # (H, W)
-                if code == PRESENT:
-                    lab = np.full_like(lab, labels["ignore"])
-                    status_cases[cid] = {"status": {"tumour": "present"}}
-                elif code == ABSENT:
-                    lab = np.zeros_like(lab)
-                    status_cases[cid] = {"status": {"tumour": "absent"}}
-                split_ids[split].append(cid)
-                affine = _slice_affine(index, pid, int(ds.z[i]), int(ds.side[i]), layout_of(index, pid))
-                yield {"case_id": cid, "split": "test" if split == "test" else "train", "affine": affine,
-                       "channels": [c.T[:, :, None] for c in img],            # (W, H, 1) each
-                       "label": lab.T[:, :, None]}                            # (W, H, 1)
-
-    def build(tmp: Path) -> None:
-        _build_dataset(tmp, cases(), channel_names=index["channel_names"], labels=labels, weakseg_block=block,
-                       msd_training_list=True)
-        _write_json(tmp / "splits_final.json", [{"train": split_ids["train"], "val": split_ids["valid"]}])
-
-    _atomic_dir(dst, overwrite, build)
-    return {"destination": str(dst.resolve()), "labels": labels,
-            "cases": {s: len(v) for s, v in split_ids.items()},
-            "status_counts": {w: sum(1 for c in status_cases.values() if c["status"]["tumour"] == w)
-                              for w in ("present", "absent")}}
-
-
-def _slice_affine(index: Mapping[str, Any], pid: str, z: int, side: int, layout: Any) -> np.ndarray:
-    """Affine of one exported slice: NIfTI voxel (i, j, 0) is canonical voxel (x0 + i, j, z) of its patient."""
-    canon = np.asarray(index["patients"][pid]["canonical_affine"])
-    x0 = layout.midline - layout.width if side == 0 else layout.midline
-    t = np.eye(4)
-    t[:3, 3] = (x0, 0, z)
-    if side == 1 and layout.flip_x_hi:
-        t[0, 0], t[0, 3] = -1.0, x0 + layout.width - 1
-    return canon @ t
 
 
 def _write_json(path: Path, data: Any) -> None:

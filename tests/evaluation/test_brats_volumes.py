@@ -13,12 +13,12 @@ import torch
 
 from weakseg.cli.main import main
 from weakseg.config import load_config
-from weakseg.data.brats_dataset import BratsSliceSet
-from weakseg.inference.brats_volumes import evaluate_brats_volumes
+from weakseg.data.brats.dataset import BratsSliceSet
+from tests.brats_toy import TINY
+from weakseg.evaluation.brats_volumes import evaluate_brats_volumes
 from weakseg.inference.report import evaluate_run
-from weakseg.data.synthetic_brats import write_synthetic_brats
+from weakseg.data.brats.synthetic import write_synthetic_brats
 
-TINY = ["model.width=0.0625", "model.depth=3", "train.batch_size=4", "train.log_every=5", "train.device=cpu"]
 
 
 @pytest.fixture(scope="module")

@@ -208,12 +208,3 @@ def brain_problems(images: np.ndarray, seg: np.ndarray | None, *, files: Sequenc
 
 def _subject_message(subj: BratsSubject, problems: Sequence[str]) -> str:
     return f"subject {subj.subject_id} ({subj.folder}): " + "; ".join(problems)
-
-
-def raise_problems(problems: Sequence[str], *, what: str, written: bool = True) -> None:
-    """One WeaksegError: a single problem on one line; several listed one per line after a summary."""
-    note = ", nothing written" if written else ""
-    if len(problems) == 1:
-        raise WeaksegError(f"{what}: {problems[0]}" + (" (nothing written)" if written else ""))
-    if problems:
-        raise WeaksegError(f"{what}: {len(problems)} problem(s){note}:\n  " + "\n  ".join(problems))

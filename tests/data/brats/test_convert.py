@@ -1,4 +1,4 @@
-"""convert_brats end to end on synthetic BraTS data, and BratsSliceSet reading the result."""
+"""convert_brats end to end on synthetic BraTS data (the ``converted`` fixture is in conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,28 +7,18 @@ import logging
 
 import numpy as np
 import pytest
-import torch
 
-import weakseg.data.brats_dataset as bd
-from weakseg.data.brats_dataset import BratsConvertOptions, BratsSliceSet, convert_brats, layout_of, read_index
-from weakseg.data.brats_prep import KIND_A, KIND_OTHER, KIND_P, prepare_subject, volume_from_slices
-from weakseg.data.datasets import SampleSet
-from weakseg.data.formats.brats import find_brats_subjects, load_subject
-from weakseg.data.samplers import pool_indices
-from weakseg.data.status import ABSENT, MASK, PRESENT
-from weakseg.data.synthetic_brats import write_synthetic_brats
+import weakseg.data.brats.convert as bd
+from tests.brats_toy import CONVERTED_OPTIONS, CONVERTED_SHAPE
+from weakseg.data.brats.convert import BratsConvertOptions, convert_brats
+from weakseg.data.brats.dataset import BratsSliceSet, layout_of, read_index
+from weakseg.data.brats.preprocess import KIND_A, KIND_OTHER, KIND_P, prepare_subject, volume_from_slices
+from weakseg.data.brats.reader import find_brats_subjects, load_subject
+from weakseg.data.brats.synthetic import write_synthetic_brats
 from weakseg.errors import WeaksegError
 
-SHAPE = (24, 24, 8)
-OPTS = BratsConvertOptions(proportions=(4, 1, 1), labelled_fraction=0.3)
-
-
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    root = tmp_path_factory.mktemp("brats")
-    subjects = write_synthetic_brats(root / "src", n_subjects=8, n_lgg=2, shape=SHAPE, orientations={1: "PSL"})
-    report = convert_brats(root / "src", root / "out", options=OPTS)
-    return root, subjects, report
+SHAPE = CONVERTED_SHAPE                      # the source and options of conftest.py's ``converted``
+OPTS = BratsConvertOptions(**CONVERTED_OPTIONS)
 
 
 def test_layout_on_disk(converted):
@@ -91,45 +81,9 @@ def test_rows_hold_the_prepared_slices(converted):
     np.testing.assert_array_equal(vol, np.isin(loaded.seg, (1, 2, 4)))
 
 
-def test_slice_set_statuses_and_batches(converted):
-    root, _, report = converted
-    tr = BratsSliceSet(root / "out", "train")
-    assert isinstance(tr, SampleSet) and tr.in_channels == 4 and tr.class_names == ("tumour",)
-    status = tr.status[:, 0]
-    kind, lab = torch.from_numpy(tr.kind), torch.from_numpy(tr.labelled)
-    assert ((kind == KIND_A) == (status == ABSENT)).all()
-    assert (status[(kind == KIND_P) & lab] == MASK).all() and (status[(kind == KIND_P) & ~lab] == PRESENT).all()
-    assert int((status == MASK).sum()) == report["splits"]["train"]["labelled_p"]
-    assert (tr.has_mask == (status == MASK)).all() and tr.mask_nonempty[:, 0].equal(tr.has_mask)
-    assert len(pool_indices(tr, "labelled")) == report["splits"]["train"]["labelled_p"]
-    assert len(pool_indices(tr, "p")) == report["splits"]["train"]["p"]
-    assert len(pool_indices(tr, "a")) == report["splits"]["train"]["a"]
-
-    present = pool_indices(tr, "unlabelled_p")[:2]
-    masked = pool_indices(tr, "labelled")[:2]
-    idx = torch.cat([present, masked]).flip(0)
-    b = tr.batch(idx)
-    assert b.image.dtype == torch.float32 and b.image.shape == (4, 4, 24, 12)
-    assert b.index.tolist() == idx.tolist() and b.case_ids[0] == tr.case_id(int(idx[0]))
-    np.testing.assert_array_equal(b.image.numpy(), tr.images_at(idx.numpy()))
-    assert b.mask[2:].sum() == 0                                          # unlabelled P: mask hidden
-    assert (b.mask[:2].flatten(1).sum(1) > 0).all()                       # labelled P: mask given
-    assert b.image.abs().max() <= 1.0
-
-
-def test_valid_set_pa_and_all(converted):
-    root, _, report = converted
-    pa = BratsSliceSet(root / "out", "valid")
-    full = BratsSliceSet(root / "out", "valid", include="all")
-    c = report["splits"]["valid"]
-    assert len(pa) == c["p"] + c["a"] and len(full) == c["rows"]
-    assert (pa.status[pa.kind == KIND_P, 0] == MASK).all() and (pa.status[pa.kind == KIND_A, 0] == ABSENT).all()
-    assert (full.status[full.kind == KIND_OTHER, 0] == MASK).all()
-
-
 def test_labelled_patients_are_logged(tmp_path, caplog):
     write_synthetic_brats(tmp_path / "src", n_subjects=3, n_lgg=0, shape=SHAPE)
-    with caplog.at_level(logging.INFO, logger="weakseg.data.brats_dataset"):
+    with caplog.at_level(logging.INFO, logger="weakseg.data.brats.convert"):
         rep = convert_brats(tmp_path / "src", tmp_path / "out", options=BratsConvertOptions(proportions=(1, 0, 0)))
     assert "labelled training patients" in caplog.text and rep["labelled_patients"][0] in caplog.text
 

@@ -2,15 +2,15 @@
 
 The slice-level metrics (``evaluate_image_set``) score P and A hemisphere slices only: slices with a little
 tumour or a little brain ("other", most of a volume's rows) and whole healthy volumes are never seen, so
-validation can report 0.9 while a volume scores 0.5 (issue 16). Here every stored row of each patient
+validation can report 0.9 while a volume scores 0.5. Here every stored row of each patient
 (valid and test keep every axial hemisphere slice) goes through ``predict_slices``, the model driver of
 ``weakseg predict``, with the same threshold and the same brain restriction (a voxel where every channel
 is 0 is background), and is scored against the stored ground truth.
 
 Scoring happens in hemisphere-slice space: the two hemispheres of a slice tile the canonical grid, so the
-confusion counts equal those of the stitched volume (``brats_prep.volume_from_slices``) whenever the cut
-covers the grid (``midline: grid``, the default; with ``midline: brain`` columns outside the cut are not
-scored). The brain mask is read from the stored normalised images: a brain voxel equal to its modality's
+confusion counts equal those of the stitched volume (``weakseg.data.brats.preprocess.volume_from_slices``)
+whenever the cut covers the grid (``midline: grid``, the default; with ``midline: brain`` columns outside the
+cut are not scored). The brain mask is read from the stored normalised images: a brain voxel equal to its modality's
 mean in every channel would count as background (normalisation maps it to exactly 0).
 
 Reported (``weakseg.metrics.dice`` applies the empty-case policy):
@@ -36,6 +36,7 @@ import torch
 
 from weakseg.config.schema import Config
 from weakseg.data.registry import SegmentFn
+from weakseg.evaluation.slices import predict_slices
 from weakseg.metrics.dice import dice_from_counts
 
 
@@ -47,20 +48,21 @@ def _stats(values: list[float]) -> dict[str, Any]:
 
 
 def evaluate_brats_volumes(segment: SegmentFn, data: Any, cfg: Config, device: torch.device, *,
-                           max_patients: int = 0) -> dict[str, Any]:
+                           max_patients: int | None = None) -> dict[str, Any]:
     """Score every patient of ``data``'s split (a ``BratsSliceSet``) as a whole volume.
 
-    ``max_patients``: score only the first n patients of the split (0 = all), the cheap subset used during
-    training; ``weakseg evaluate`` scores all.
+    ``max_patients``: score only the first n patients of the split (0 = all); None takes
+    ``data.brats.volume_patients``, the cheap subset used during training. ``weakseg evaluate`` scores all.
     """
-    from weakseg.data.brats_dataset import BratsSliceSet   # noqa: PLC0415
-    from weakseg.inference.predict import predict_slices   # noqa: PLC0415 (MONAI import on first use)
+    from weakseg.data.brats.dataset import BratsSliceSet   # noqa: PLC0415
 
     if data.split == "train":            # convert keeps only the P and A rows of training patients
         return {"note": "not scored: the converted train split stores P and A slices only, not whole volumes"}
     t0 = time.perf_counter()
     full = data if getattr(data, "include", None) == "all" else BratsSliceSet(data.root, data.split, include="all")
     k, threshold = cfg.data.class_index, cfg.eval.threshold
+    if max_patients is None:
+        max_patients = cfg.data.brats.volume_patients
     n = len(full.patients) if max_patients <= 0 else min(max_patients, len(full.patients))
     counts, cases = [], []
     for pi in range(n):

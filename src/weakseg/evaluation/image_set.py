@@ -1,8 +1,7 @@
-"""Evaluation of a trained segmenter on a split: the 2D image-set report and the run-level driver."""
+"""Scoring of 2D image sets (MNIST canvases, BraTS hemisphere slices): Dice on P images, false positives on A."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from weakseg.data.brats_prep import KIND_OTHER, KIND_P, normalise, prepare_subject
-from weakseg.data.formats.brats import find_brats_subjects, load_subject
-from weakseg.data.synthetic_brats import write_synthetic_brats
+from weakseg.data.brats.preprocess import KIND_OTHER, KIND_P, normalise, prepare_subject
+from weakseg.data.brats.reader import find_brats_subjects, load_subject
+from weakseg.data.brats.synthetic import write_synthetic_brats
 
 CH = ("flair", "t1ce", "t1", "t2")
 

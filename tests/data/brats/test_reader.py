@@ -6,9 +6,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from weakseg.data.brats_dataset import BratsConvertOptions, convert_brats
-from weakseg.data.formats.brats import DEFAULT_CHANNELS, find_brats_subjects, load_subject
-from weakseg.data.synthetic_brats import write_synthetic_brats
+from weakseg.data.brats.convert import BratsConvertOptions, convert_brats
+from weakseg.data.brats.reader import DEFAULT_CHANNELS, find_brats_subjects, load_subject
+from weakseg.data.brats.synthetic import write_synthetic_brats
 from weakseg.errors import WeaksegError
 
 SMALL = (24, 24, 8)
