@@ -330,7 +330,7 @@ class _Run:
     method: Method
     streams: dict[str, BatchStream]
     ctx: LoopContext
-    logger: RunLogger | _SilentLogger = field(default_factory=lambda: _SilentLogger())   # until the folder opens
+    logger: RunLogger | _SilentLogger = field(default_factory=_SilentLogger)   # until the folder opens
 
     def save(self, path: Path, step: int, best: dict[str, Any] | None) -> None:
         if self.world.is_main:
