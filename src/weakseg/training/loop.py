@@ -356,15 +356,17 @@ def _fit(cfg: Config, paths: RunPaths, world: World, device: torch.device, *, re
         raise WeaksegError(f"train.batch_size={cfg.train.batch_size} is the global batch and must divide by the "
                            f"{world.world_size} processes; use a multiple of {world.world_size}")
     ckpt = _on_main(world, _load_for_resume, cfg, paths, resume)
+    init = _init_checkpoint(cfg, paths) if ckpt is None else None     # checked before the data is built
     run, moved = _build_run(cfg, paths, world, device, data)
     start, best = _restore(run, ckpt) if ckpt is not None else (0, None)
-    initialised = _init_weights(run) if ckpt is None else None
+    if init is not None:
+        _init_weights(run, init)
     distributed.broadcast_parameters(run.method.models.values(), world)   # every rank starts from rank 0's weights
     _fork_rng(cfg, run.ctx, world, start)
     speed = apply_speed_switches(cfg, run.method, device)
     augment = build_augment(cfg)             # seeded per (step, stream, rank): nothing to store for resume
     run.logger = _open_run_folder(run, ckpt, start, history)
-    n_params = _log_start(run, ckpt, start, moved=moved, speed=speed, augment=augment, initialised=initialised)
+    n_params = _log_start(run, ckpt, start, moved=moved, speed=speed, augment=augment, initialised=init)
     tally, wall = _train(run, start, best, augment, progress)
     if world.is_main and tally.best is None and not paths.best.exists() and paths.last.exists():
         # No finite validation value ever: best is the last state, said so in the summary.
@@ -410,23 +412,21 @@ def _restore(run: _Run, ckpt: dict[str, Any]) -> tuple[int, dict[str, Any] | Non
     return int(ckpt["step"]), ckpt["best"]
 
 
-def _init_path(cfg: Config, run_dir: str | Path) -> Path | None:
-    """The checkpoint ``train.init_from`` names, a relative path read from the run folder; None if unset."""
+def _init_checkpoint(cfg: Config, paths: RunPaths) -> Path | None:
+    """The checkpoint ``train.init_from`` names (a relative path is read from the run folder); None if unset."""
     if not cfg.train.init_from:
         return None
     path = Path(cfg.train.init_from)
     # lexically: the run folder itself may not exist yet, and "RUN/../x" needs it to
-    return path if path.is_absolute() else Path(os.path.normpath(Path(run_dir) / path))
-
-
-def _init_weights(run: _Run) -> Path | None:
-    """Start a new run from the model weights of ``train.init_from`` (nothing else of that run)."""
-    path = _init_path(run.cfg, run.paths.root)
-    if path is None:
-        return None
+    path = path if path.is_absolute() else Path(os.path.normpath(paths.root / path))
     if not path.is_file():
         raise WeaksegError(f"train.init_from: {path} not found (a relative path is read from the run folder "
-                           f"{run.paths.root}); give an existing checkpoint, e.g. OTHER_RUN/checkpoints/last.pt")
+                           f"{paths.root}); give an existing checkpoint, e.g. OTHER_RUN/checkpoints/last.pt")
+    return path
+
+
+def _init_weights(run: _Run, path: Path) -> None:
+    """Start a new run from the model weights in ``path`` (nothing else of that run)."""
     models = load_checkpoint(path)["models"]
     if set(models) != set(run.method.models):
         raise WeaksegError(f"train.init_from: {path} holds models {sorted(models)}, method {run.cfg.method!r} "
@@ -438,7 +438,6 @@ def _init_weights(run: _Run) -> Path | None:
             raise WeaksegError(f"train.init_from: the weights of {name!r} in {path} do not fit the model built "
                                f"from this config ({str(err).splitlines()[0][:160]}); use the same model.* "
                                "settings as that run") from None
-    return path
 
 
 def _open_run_folder(run: _Run, ckpt: dict[str, Any] | None, start: int,
