@@ -58,9 +58,13 @@ def _finished(run_dir: Path, steps: int) -> bool:
     return last.is_file() and int(load_checkpoint(last)["step"]) >= steps
 
 
-def _relative(path: Path, start: Path) -> str:
-    """``path`` relative to the folder ``start`` (which need not exist yet)."""
-    return os.path.relpath(path.resolve(), start.resolve())
+def _stored_path(path: Path, run_dir: Path, *, start: Path | None = None) -> str:
+    """``path`` as the SMILEr run in ``run_dir`` stores it: relative to ``start`` (default ``run_dir``; it need
+    not exist yet) when it lies inside the run, so the run can move; absolute otherwise (a round 0 taken
+    from another run folder)."""
+    if not path.resolve().is_relative_to(run_dir.resolve()):
+        return str(path.resolve())
+    return os.path.relpath(path.resolve(), (start or run_dir).resolve())
 
 
 def round_config(cfg: Config, t: int, run_dir: Path, opts: SmilerOptions, round0: Path) -> Config:
@@ -74,10 +78,8 @@ def round_config(cfg: Config, t: int, run_dir: Path, opts: SmilerOptions, round0
         prev = round0 if t == 1 else run_dir / f"round_{t - 1}"
         init = {"continue": prev, "smile": round0, "scratch": None}[opts.init]
         if init is not None:
-            last = init / "checkpoints" / "last.pt"
-            inside = last.resolve().is_relative_to(run_dir.resolve())
-            train = dataclasses.replace(train, init_from=_relative(last, run_dir / f"round_{t}") if inside
-                                        else str(last.resolve()))       # a round 0 from another run folder
+            train = dataclasses.replace(train, init_from=_stored_path(init / "checkpoints" / "last.pt", run_dir,
+                                                                      start=run_dir / f"round_{t}"))
         if opts.round_steps is not None:
             train = dataclasses.replace(train, steps=opts.round_steps)
     return dataclasses.replace(cfg, smiler=smiler, train=train)
@@ -175,17 +177,12 @@ def fit_smiler(cfg: Config, run_dir: str | Path, *, resume: bool = False, progre
         if not _finished(rdir, cfg_t.train.steps):
             fit(cfg_t, rdir, resume=(rdir / "checkpoints" / "last.pt").is_file(), progress=progress,
                 data=with_pseudo_labels(data, previous),
-                history={"pseudo_labels": _relative(pseudo_path, rdir)})
+                history={"pseudo_labels": _stored_path(pseudo_path, run_dir, start=rdir)})
 
     _copy_final_checkpoints(run_dir / f"round_{opts.rounds}", run_dir)
     atomic_write_json(run_dir / "smiler_rounds.json", {"options": opts.to_dict(), "rounds": rounds,
                                                        "round0": _stored_path(round0, run_dir)})
     return {"rounds": rounds, "wall_time_s": time.time() - t0, "run_dir": str(run_dir)}
-
-
-def _stored_path(path: Path, run_dir: Path) -> str:
-    """A path as the run's records hold it: relative to the run folder when inside it."""
-    return _relative(path, run_dir) if path.resolve().is_relative_to(run_dir.resolve()) else str(path.resolve())
 
 
 def _copy_final_checkpoints(last_dir: Path, run_dir: Path) -> None:
