@@ -122,6 +122,21 @@ def test_stored_configs_from_before_issue_21_rebuild_as_they_were_trained() -> N
     assert upgrade_stored_config(old)["model"]["kwargs"]["head_channels"] == 32
 
 
+
+def test_smiler_rounds_stored_with_paths_in_their_config_rebuild_without_them() -> None:
+    from weakseg.config.io import config_from_dict, to_dict, upgrade_stored_config
+
+    old = to_dict(load_config("organs/smiler"))
+    del old["train"]["init_from"]
+    old["smiler"] |= {"round": 2, "pseudo_labels": "/gone/run/pseudo/round_2/pseudo.pt",
+                      "init_from": "/gone/run/round_1/checkpoints/last.pt"}
+    upgraded = upgrade_stored_config(old)
+    assert not {"pseudo_labels", "init_from"} & set(upgraded["smiler"])      # not needed to rebuild the run
+    cfg = config_from_dict(upgraded)
+    assert cfg.train.init_from == "/gone/run/round_1/checkpoints/last.pt" and cfg.smiler.round == 2
+    old["smiler"] |= {"round": 0, "pseudo_labels": None, "init_from": None}     # a run's top-level config.yaml
+    assert config_from_dict(upgrade_stored_config(old)).train.init_from is None
+
 def test_mnist_label_unit_and_labeled_sources_are_checked_before_any_work() -> None:
     with pytest.raises(WeaksegError, match=r"data.mnist.label_unit must be 'source' or 'canvas', got 'pixel'"):
         load_config(None, ["data.mnist.label_unit=pixel"])
