@@ -2,7 +2,9 @@
 
 It seeds, builds data and method, draws one batch per stream, runs the method's step functions, logs,
 evaluates on the validation split, keeps ``best.pt`` on the selection metric and ``last.pt`` every
-``train.checkpoint_every`` steps, and resumes exactly from ``last.pt``.
+``train.checkpoint_every`` steps, and resumes exactly from ``last.pt``. A new run may start from another
+run's weights (``train.init_from``): loading files belongs here, beside resume, so that method builders
+stay free of side effects and a finished run rebuilds from its own checkpoint alone.
 
 Under ``torchrun`` (``weakseg.training.distributed``) every rank runs this loop on its share of each global
 batch; rank 0 alone writes the run folder, logs, shows the progress bar, evaluates and checkpoints.
