@@ -31,7 +31,7 @@ def _setup(phantom, method: str, *extra: str):
     data = build_data(cfg)
     m = build_method(cfg, data, torch.device("cpu"))
     ctx = LoopContext(cfg=cfg, device=torch.device("cpu"), generator=torch.Generator().manual_seed(0))
-    train = data.split("train")
+    train = m.train_split if m.train_split is not None else data.split("train")   # what the loop's streams use
     idx = pool_indices(train, "all")
     return cfg, data, m, ctx, train, train.batch(idx[:6])
 
@@ -65,6 +65,7 @@ def test_naive_reads_the_partial_map_as_nnunet_does(phantom) -> None:
     assert (train.status == MASK).all()                       # every slice, all-lost volumes included
     assert torch.equal(train.masks, original.masks)           # hidden organs stay background, nothing revealed
     assert len(pool_indices(train, "all")) == len(train) > len(pool_indices(original, "all")) - 1
+    assert torch.equal(data.split("train").status, original.status)   # the builder left the bundle as it was
 
 
 @pytest.mark.parametrize("method", ["oracle", "oracle_sigmoid"])

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from weakseg.errors import WeaksegError
+from weakseg.methods.partial import SIGMOID_METHODS
 
 if TYPE_CHECKING:
     from weakseg.config.schema import Config
@@ -90,8 +91,6 @@ def decode_logits(logits: Tensor, n_classes: int, *, threshold: float = 0.5,
 def decode_pos_weight(cfg: Config) -> list[float] | None:
     """The per-class ``pos_weight`` to take out of sigmoid outputs before they are compared across classes
     (``smile.calibrate_pos_weight``), or None (raw sigmoids). Softmax methods ignore it."""
-    from weakseg.methods.partial import SIGMOID_METHODS   # noqa: PLC0415 (TEMP until relabel no longer imported by methods)
-
     if cfg.method not in SIGMOID_METHODS or not cfg.smile.calibrate_pos_weight:
         return None
     return None if cfg.smile.pos_weight is None else [float(v) for v in cfg.smile.pos_weight]

@@ -18,8 +18,9 @@ sampler (pool ``all``) and the step budget; only the head, the targets and the l
   every class (nnU-Net's ignore label);
 - ``drop_incomplete``: softmax K+1 on the volumes with every class annotated only.
 
-Method builders that change which slices are trained on replace ``data.splits["train"]`` with a view of
-it (``OrganSliceSet.materialised``/``with_status``/subset) before the loop builds its streams.
+Method builders that change which slices are trained on return a view of the training split
+(``OrganSliceSet.materialised``/``with_status``) as ``Method.train_split``; the bundle they are given is
+never changed.
 """
 
 from __future__ import annotations
@@ -168,8 +169,9 @@ def build_smiler(cfg: Config, data: DataBundle, device: torch.device) -> Method:
 
 @register_method("naive")
 def build_naive(cfg: Config, data: DataBundle, device: torch.device) -> Method:
-    data.splits["train"] = _organ_train_set(data, "naive").materialised()
-    return _method("naive", cfg, data, device, len(data.class_names) + 1, partial_ce_step)
+    method = _method("naive", cfg, data, device, len(data.class_names) + 1, partial_ce_step)
+    method.train_split = _organ_train_set(data, "naive").materialised()
+    return method
 
 
 @register_method("oracle")
@@ -214,5 +216,6 @@ def build_drop_incomplete(cfg: Config, data: DataBundle, device: torch.device) -
                            "rate; this baseline cannot run")
     # Incomplete slices become all-'unknown': the 'all' pool then skips them, and indices stay stable.
     status = torch.where(keep[:, None], train.status, torch.full_like(train.status, UNKNOWN))
-    data.splits["train"] = train.with_status(status)
-    return _method("drop_incomplete", cfg, data, device, len(data.class_names) + 1, partial_ce_step)
+    method = _method("drop_incomplete", cfg, data, device, len(data.class_names) + 1, partial_ce_step)
+    method.train_split = train.with_status(status)
+    return method

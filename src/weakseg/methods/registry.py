@@ -19,6 +19,7 @@ from weakseg.errors import WeaksegError
 if TYPE_CHECKING:
     from weakseg.config.schema import Config
     from weakseg.data.batch import Batch
+    from weakseg.data.datasets import SampleSet
     from weakseg.data.registry import DataBundle
 
 
@@ -66,6 +67,10 @@ class Method:
     # loop under no_grad with the models in eval mode; it must not touch the global RNG or the models.
     diagnose: Callable[[Any, "Config", torch.device], dict[str, Any]] | None = None
     state: dict[str, Any] = field(default_factory=dict)   # extra checkpointed state (tensors / plain types)
+    # The view of the training split this method trains on when it is not the dataset's own (the naive
+    # baseline reads missing organs as background; drop_incomplete keeps complete volumes): the loop's
+    # streams draw from it, and the bundle the builder was given stays untouched.
+    train_split: SampleSet | None = None
 
     def set_training(self, training: bool) -> None:
         for name, model in self.models.items():

@@ -80,7 +80,7 @@ class RunPaths:
 def build_streams(cfg: Config, data: DataBundle, method: Method, world: World | None = None) -> dict[str, BatchStream]:
     """One stream per method stream; ``train.batch_size`` is the global batch, shared out over ``world``."""
     world = world or World()
-    train = data.split("train")
+    train = method.train_split if method.train_split is not None else data.split("train")
     device = getattr(train, "device", None)
     streams = {}
     for i, (name, pool) in enumerate(sorted(method.streams.items())):
