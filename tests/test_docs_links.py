@@ -26,3 +26,22 @@ def test_relative_links_resolve(page: Path) -> None:
 def test_readme_links_every_docs_page() -> None:
     linked = {Path(t).name for t in _links(ROOT / "README.md")}
     assert {p.name for p in PAGES[1:]} <= linked
+
+
+def _where_things_are() -> list[str]:
+    """Backticked paths in the table of README's "Where things are" section."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Where things are", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    return [p for row in rows for p in re.findall(r"`([^`]+)`", row.split("|")[2])]
+
+
+def test_where_things_are_matches_the_tree() -> None:
+    pkg = ROOT / "src" / "weakseg"
+    paths = _where_things_are()
+    assert paths, "README has no 'Where things are' table"
+    missing = [p for p in paths if "<" not in p and not ((pkg / p).exists() or (ROOT / p).exists())]
+    assert missing == [], f"README's map names paths that do not exist: {missing}"
+    named = {p.split("/")[0] for p in paths}
+    packages = {d.name for d in pkg.iterdir() if (d / "__init__.py").is_file()}
+    assert packages <= named, f"packages missing from README's map: {sorted(packages - named)}"
