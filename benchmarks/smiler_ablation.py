@@ -4,11 +4,18 @@ Every variant starts from the same finished SMILE run (round 0) of one (alpha, f
 ``weakseg reproduce organs --preset quick`` and differs from the preset's SMILEr only by the overrides
 listed in VARIANTS. ``control`` keeps the three retraining rounds but relabels almost nothing
 (gamma_max = 1e-6: one pseudo-positive per image and class), which separates the cost of retraining
-from the cost of the pseudo-labels. Writes ``results/smiler_ablation_<preset>_a<alpha>_f<fold>.json``:
+from the cost of the pseudo-labels. Two diagnostic variants edit each round's pseudo-labels with the
+withheld ground truth of the simulation (``fit_smiler(pseudo_filter=...)``; never a training option):
+``true_only`` keeps only the true pseudo-positives of the same selection (precision 1, same schedule), and
+``hidden_truth`` hands every round all hidden true pixels (the schedule fed perfect, complete labels). If
+``true_only`` closes the gap to the sigmoid oracle, the gap is the pseudo-labels' errors; if even
+``hidden_truth`` does not, it is the schedule (continued 500-step rounds) and not the labels. Writes ``results/smiler_ablation_<preset>_a<alpha>_f<fold>.json``:
 per variant the test scores (last checkpoint, like the table) and every round's pseudo-label counts
 and precision against the withheld ground truth.
 
     python benchmarks/smiler_ablation.py --fold 1 --alpha 0.7      # ~4 minutes of one core per variant
+    python benchmarks/smiler_ablation.py --preset quick2 --fold 0 --variants default control_no_pseudo \
+        true_only hidden_truth --reproduce-runs-root RUNS      # the quick2 grid's runs root
 """
 
 from __future__ import annotations
@@ -29,12 +36,29 @@ VARIANTS: dict[str, list[str]] = {
     "control_no_pseudo": ["smiler.gamma_max=1e-6"],
     "predicted_label": ["smiler.candidate_set=predicted_label"],
     "predicted_label_negatives": ["smiler.candidate_set=predicted_label", "smiler.propagate_negatives=true"],
+    "true_only": [],
+    "hidden_truth": [],
 }
+
+
+def true_only(pseudo: Any, train: Any) -> Any:
+    """The selection's true pseudo-positives only (withheld truth of the simulation)."""
+    return pseudo & train.truth.bool()
+
+
+def hidden_truth(pseudo: Any, train: Any) -> Any:
+    """Every hidden true pixel of every missing (slice, class) pair, whatever was selected."""
+    from weakseg.data.status import is_missing
+
+    return train.truth.bool() & is_missing(train.status)[:, :, None, None].to(pseudo.device)
+
+
+FILTERS = {"true_only": true_only, "hidden_truth": hidden_truth}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="quick", choices=["quick", "full"])
+    parser.add_argument("--preset", default="quick", choices=["quick", "quick2", "full"])
     parser.add_argument("--fold", type=int, default=1)
     parser.add_argument("--alpha", type=float, default=0.7)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
@@ -60,9 +84,15 @@ def main() -> int:
     stored = upgrade_stored_config(yaml.safe_load((base_dir / "config.yaml").read_text()))
     base = to_dict(config_from_dict(stored))
     smile_test = evaluate_run(cell / "smile" / "seed0", split="test", which="last", write=False)["metrics"]
+    # the same fold's sigmoid oracle (SMILE's head and loss on the full labels), where the grid has it
+    oracle_dir = cell.parent.parent / "alpha0.0" / f"fold{args.fold}" / "oracle_sigmoid" / "seed0"
+    oracle_test = (evaluate_run(oracle_dir, split="test", which="last", write=False)["metrics"]
+                   if (oracle_dir / "checkpoints" / "last.pt").is_file() else None)
 
     candidates = probe_candidates(cell / "smile" / "seed0")
     out: dict[str, Any] = {"smile": {k: v for k, v in smile_test.items() if k != "per_case"},
+                           "oracle_sigmoid": None if oracle_test is None else
+                           {k: v for k, v in oracle_test.items() if k != "per_case"},
                            "smile_test_decoded_as": candidates.pop("test_decoded_as"),
                            "smile_candidates": candidates, "variants": {}}
     print(f"SMILE on the test fold, true organ -> decoded label: {out['smile_test_decoded_as']}", flush=True)
@@ -81,16 +111,18 @@ def main() -> int:
             run_dir = base_dir                       # the table's own SMILEr run
         else:
             done_before = (run_dir / "checkpoints" / "last.pt").is_file()
-            fit_smiler(cfg, run_dir, resume=True, progress=False)
+            fit_smiler(cfg, run_dir, resume=True, progress=False, pseudo_filter=FILTERS.get(name))
             dump_yaml(cfg, run_dir / "config.yaml")
             wall = earlier.get(name) if done_before else round(time.time() - t0, 1)   # trained by an earlier call
         test = evaluate_run(run_dir, split="test", which="last", write=False)["metrics"]
         rounds = json.loads((run_dir / "smiler_rounds.json").read_text())["rounds"]
         out["variants"][name] = {
-            "overrides": VARIANTS[name], "run_dir": str(run_dir), "wall_time_s": wall,
+            "overrides": VARIANTS[name], "pseudo_filter": name if name in FILTERS else None,
+            "run_dir": str(run_dir), "wall_time_s": wall,
             "test": {k: v for k, v in test.items() if k != "per_case"},
             "rounds": [{"round": r["round"], "gamma": r["gamma"],
-                        "classes": {c: {k: s.get(k) for k in ("n_pseudo", "tp", "fp", "precision", "recall")}
+                        "classes": {c: {k: s.get(k) for k in ("n_pseudo", "tp", "fp", "precision", "recall",
+                                                              "n_pseudo_kept")}
                                     for c, s in r["classes"].items()}} for r in rounds],
         }
         t = out["variants"][name]["test"]
@@ -98,6 +130,8 @@ def main() -> int:
               + "  ".join(f"{c} {t[f'dice_{c}']:.3f}" for c in ("liver", "stomach", "pancreas")), flush=True)
     s = out["smile"]
     print(f"{'smile (round 0)':28s} mean Dice {s['mean_dice']:.3f}")
+    if out["oracle_sigmoid"] is not None:
+        print(f"{'oracle_sigmoid (alpha 0)':28s} mean Dice {out['oracle_sigmoid']['mean_dice']:.3f}")
     payload = record("smiler_ablation", preset=args.preset, alpha=args.alpha, fold=args.fold, seed=0,
                      base_config=base, **out)
     path.write_text(json.dumps(payload, indent=2) + "\n")
@@ -114,7 +148,7 @@ def probe_candidates(smile_run: Path, taus: tuple[float, ...] = (0.5, 0.7, 0.9))
     import torch
 
     from weakseg.data.registry import build_data
-    from weakseg.data.status import MISSING_CODES, status_targets_from_masks
+    from weakseg.data.status import is_missing, status_targets_from_masks
     from weakseg.inference.load import load_run
     from weakseg.losses.partial_label import ce_targets
     from weakseg.evaluation.decode import decode_pos_weight
@@ -128,7 +162,7 @@ def probe_candidates(smile_run: Path, taus: tuple[float, ...] = (0.5, 0.7, 0.9))
     truth = train.truth.bool()
     label = ce_targets(truth)                                                   # (N, H, W) label map
     winner = prob.argmax(1)                                                     # (N, H, W) decoded organ
-    missing = torch.isin(train.status.long(), torch.tensor(MISSING_CODES))
+    missing = is_missing(train.status)
     names = ["background", *train.class_names]
     out: dict[str, Any] = {}
     for c, name in enumerate(train.class_names):

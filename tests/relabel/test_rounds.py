@@ -87,3 +87,27 @@ def test_bad_smiler_option_is_refused_before_round_0(tmp_path) -> None:
     with pytest.raises(WeaksegError, match=r"^train.init_from: SMILEr's rounds choose their own initial weights"):
         fit_smiler(load_config("organs/smiler", ["train.init_from=x.pt"]), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_pseudo_filter_edits_what_is_saved_and_trained(tmp_path) -> None:
+    """The diagnostic hook of the ablation: the filter's output is what each round stores (and trains on);
+    the selection's own statistics stay beside the kept count."""
+    from weakseg.relabel.pseudo_labels import load_pseudo_labels, pseudo_label_path
+
+    root = make_phantom(tmp_path / "ds")
+    overlay = tmp_path / "ov.json"
+    make_overlay(root, overlay, alpha=0.7)
+    cfg = load_config("organs/smiler", [*organs_overrides(root, overlay), "smiler.tau=0.3"])
+
+    def true_only(pseudo, train):
+        return pseudo & train.truth.bool()
+
+    out = fit_smiler(cfg, tmp_path / "run", pseudo_filter=true_only)
+    train = build_data(cfg).split("train")
+    for r in out["rounds"]:
+        assert r["pseudo_filter"] == "true_only"
+        saved = load_pseudo_labels(pseudo_label_path(tmp_path / "run", r["round"]), tuple(train.masks.shape))
+        assert not bool((saved & ~train.truth.bool()).any())                      # no false positive left
+        for k, (cls, s) in enumerate(r["classes"].items()):
+            assert s["n_pseudo_kept"] == int(saved[:, k].sum()) <= s["n_pseudo"]
+    assert any(s["fp"] > 0 for r in out["rounds"] for s in r["classes"].values())   # there was something to drop

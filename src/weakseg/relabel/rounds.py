@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ from weakseg.relabel.pseudo_labels import load_pseudo_labels, pseudo_label_path,
 from weakseg.relabel.selection import SMILER_MC_PRESET, SmilerOptions, relabel_round
 
 SMILER_METHODS = ("smiler", "smiler_mc")
+#: ``(pseudo (N, K, *S) bool, training split) -> pseudo``: a diagnostic edit of a round's pseudo-labels
+PseudoFilter = Callable[[torch.Tensor, Any], torch.Tensor]
 _DRIVER_KEYS = ("round", "round0_run")
 
 
@@ -105,9 +108,15 @@ def score_training_set(cfg: Config, model_run: Path, opts: SmilerOptions, train:
 
 
 def fit_smiler(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None,
-               log: Any = print) -> dict[str, Any]:
+               log: Any = print, pseudo_filter: PseudoFilter | None = None) -> dict[str, Any]:
     """Train SMILEr: m_0 = SMILE, then T rounds of relabel + retrain. Returns a summary with every round's
-    pseudo-label statistics (also in ``RUN_DIR/smiler_rounds.json`` and ``RUN_DIR/metrics.jsonl``)."""
+    pseudo-label statistics (also in ``RUN_DIR/smiler_rounds.json`` and ``RUN_DIR/metrics.jsonl``).
+
+    ``pseudo_filter``: diagnostics only (``benchmarks/smiler_ablation.py``), never from a config: a function
+    ``(pseudo, train_split) -> pseudo`` applied to each round's selection before it is saved and trained on,
+    e.g. keeping only the true pseudo-positives of a simulation to separate the relabelling schedule from the
+    errors of the pseudo-labels. Its name is recorded in every round's statistics.
+    """
     from weakseg.data.registry import build_data
     from weakseg.data.status import MASK, is_missing, status_targets_from_masks
     from weakseg.training.context import resolve_device
@@ -167,7 +176,12 @@ def fit_smiler(cfg: Config, run_dir: str | Path, *, resume: bool = False, progre
             previous = res.pseudo
             record = {"round": t, "gamma": res.gamma, "classes": res.stats,
                       "n_candidates_scored_from": _stored_path(model_run, run_dir)}
-            save_pseudo_labels(pseudo_path, res.pseudo)
+            if pseudo_filter is not None:        # the selection's statistics stay; the kept count is added
+                previous = pseudo_filter(res.pseudo, train).to(res.pseudo.dtype)
+                record["pseudo_filter"] = getattr(pseudo_filter, "__name__", "custom")
+                for k, stats in enumerate(record["classes"].values()):
+                    stats["n_pseudo_kept"] = int(previous[:, k].sum())
+            save_pseudo_labels(pseudo_path, previous)
             atomic_write_json(stats_path, record)
             _log_round(run_dir, record)
         rounds.append(record)
