@@ -87,7 +87,7 @@ def main() -> int:
     # the same fold's sigmoid oracle (SMILE's head and loss on the full labels), where the grid has it
     oracle_dir = cell.parent.parent / "alpha0.0" / f"fold{args.fold}" / "oracle_sigmoid" / "seed0"
     oracle_test = (evaluate_run(oracle_dir, split="test", which="last", write=False)["metrics"]
-                   if (oracle_dir / "checkpoints" / "last.pt").is_file() else None)
+                   if (oracle_dir / "checkpoints" / "last.pt").is_file() else stored_oracle(args.preset, args.fold))
 
     candidates = probe_candidates(cell / "smile" / "seed0")
     out: dict[str, Any] = {"smile": {k: v for k, v in smile_test.items() if k != "per_case"},
@@ -137,6 +137,13 @@ def main() -> int:
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {path}")
     return 0
+
+
+def stored_oracle(preset: str, fold: int) -> dict[str, Any] | None:
+    """The fold's sigmoid-oracle test scores from the grid's stored result (its training folder may live on
+    another machine: the scores were made the same way, test fold, last checkpoint)."""
+    path = RESULTS / f"organs_{preset}" / "runs" / f"alpha0.0__fold{fold}__oracle_sigmoid__seed0.json"
+    return json.loads(path.read_text())["test"] if path.is_file() else None
 
 
 def probe_candidates(smile_run: Path, taus: tuple[float, ...] = (0.5, 0.7, 0.9)) -> dict[str, Any]:
