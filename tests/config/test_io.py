@@ -102,7 +102,7 @@ def test_bare_off_is_read_as_the_word_off() -> None:
 
 
 def test_labelled_pool_and_dice_weight_are_checked_before_any_work() -> None:
-    with pytest.raises(WeaksegError, match=r"train.labelled_pool must be 'labelled' or 'any_positive', got 'sick'"
+    with pytest.raises(WeaksegError, match=r"train.labelled_pool must be one of 'labelled', 'any_positive', got 'sick'"
                                            r"(.|\n)*smile.dice_weight must be a finite number >= 0, got -1.0"):
         load_config(None, ["train.labelled_pool=sick", "smile.dice_weight=-1"])
 
@@ -138,7 +138,7 @@ def test_smiler_rounds_stored_with_paths_in_their_config_rebuild_without_them() 
     assert config_from_dict(upgrade_stored_config(old)).train.init_from is None
 
 def test_mnist_label_unit_and_labeled_sources_are_checked_before_any_work() -> None:
-    with pytest.raises(WeaksegError, match=r"data.mnist.label_unit must be 'source' or 'canvas', got 'pixel'"):
+    with pytest.raises(WeaksegError, match=r"data.mnist.label_unit must be one of 'source', 'canvas', got 'pixel'"):
         load_config(None, ["data.mnist.label_unit=pixel"])
     with pytest.raises(WeaksegError, match=r"data.mnist.labeled_sources applies only with data.mnist.label_unit=canvas"):
         load_config(None, ["data.mnist.labeled_sources=10"])

@@ -100,7 +100,7 @@ def test_marginal_method_uses_statuses_and_refuses_bad_options(phantom) -> None:
     assert set(logs) == {"loss/ce", "loss/dice", "loss/exclusion"}
     for k, v in expected.items():
         assert float(logs[f"loss/{k}"]) == pytest.approx(float(v), rel=1e-5)
-    for bad, match in (("marginal.exclusion=ce", "marginal.exclusion must be one of dice, log"),
+    for bad, match in (("marginal.exclusion=ce", "marginal.exclusion must be one of 'dice', 'log'"),
                        ("marginal.exclusion_weight=-1", "marginal.exclusion_weight must be a finite number >= 0")):
         with pytest.raises(WeaksegError, match=match):
             _setup(phantom, "marginal", bad)

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from weakseg.config.choices import choice_problems
 from weakseg.config.schema import Config
 from weakseg.errors import WeaksegError
 
@@ -204,6 +205,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ValueError:
                 pass
         raise WeaksegError(f"config key {where!r} must be a number, got {value!r}")
+    if origin is typing.Literal:             # the values are checked with the ranges (config.choices)
+        return _coerce(value, str, where) if all(isinstance(v, str) for v in args) else value
     if tp is str:
         if isinstance(value, bool):          # YAML reads a bare off/on/no/yes as a boolean
             return "off" if value is False else "on"
@@ -337,15 +340,16 @@ def validate_config(cfg: Config) -> None:
 
 
 def config_problems(cfg: Config) -> list[str]:
-    """The range problems of a well-typed config (values that need no data to check), one line each."""
-    problems: list[str] = []
+    """The range problems of a well-typed config (values that need no data to check), one line each.
+
+    Fields with a fixed set of values are checked by their ``Literal`` types (``choice_problems``), first.
+    """
+    problems = choice_problems(cfg)
     m = cfg.data.mnist
     if not 0.0 < m.labeled_fraction <= 1.0:
         problems.append(f"data.mnist.labeled_fraction must be in (0, 1], got {m.labeled_fraction}; "
                         "use e.g. --set data.mnist.labeled_fraction=0.01")
-    if m.label_unit not in ("source", "canvas"):
-        problems.append(f"data.mnist.label_unit must be 'source' or 'canvas', got {m.label_unit!r}")
-    elif m.labeled_sources is not None and m.label_unit != "canvas":
+    if m.labeled_sources is not None and m.label_unit == "source":
         problems.append("data.mnist.labeled_sources applies only with data.mnist.label_unit=canvas; remove it or "
                         "set --set data.mnist.label_unit=canvas")
     if m.labeled_sources is not None and m.labeled_sources < 1:
@@ -354,23 +358,13 @@ def config_problems(cfg: Config) -> list[str]:
     for name in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
         if getattr(t, name) < 1:
             problems.append(f"train.{name} must be >= 1, got {getattr(t, name)}")
-    if t.select_mode not in ("max", "min"):
-        problems.append(f"train.select_mode must be 'max' or 'min', got {t.select_mode!r}")
-    if t.amp not in ("auto", "bf16", "off"):
-        problems.append(f"train.amp must be auto, bf16 or off, got {t.amp!r}")
-    if t.nonfinite not in ("stop", "skip"):
-        problems.append(f"train.nonfinite must be 'stop' or 'skip', got {t.nonfinite!r}")
     for name in ("max_skipped", "max_rollbacks"):
         if getattr(t, name) < 0:
             problems.append(f"train.{name} must be >= 0, got {getattr(t, name)}")
-    if t.labelled_pool not in ("labelled", "any_positive"):
-        problems.append(f"train.labelled_pool must be 'labelled' or 'any_positive', got {t.labelled_pool!r}")
     if not (cfg.smile.dice_weight >= 0 and math.isfinite(cfg.smile.dice_weight)):
         problems.append(f"smile.dice_weight must be a finite number >= 0, got {cfg.smile.dice_weight}")
     if cfg.model.width <= 0:
         problems.append(f"model.width must be > 0, got {cfg.model.width}")
-    if cfg.eval.checkpoint not in ("best", "last"):
-        problems.append(f"eval.checkpoint must be 'best' or 'last', got {cfg.eval.checkpoint!r}")
     return problems
 
 
