@@ -19,7 +19,7 @@ def _get(cfg: Config, key: str) -> object:
 
 
 def test_the_fixed_choice_fields_are_found() -> None:
-    assert {"train.labelled_pool", "train.amp", "data.mnist.label_unit", "data.organs.valid_reference",
+    assert {"train.labeled_pool", "train.amp", "data.mnist.label_unit", "data.organs.valid_reference",
             "smile.normalisation", "marginal.exclusion", "smiler.score", "smiler.candidate_set",
             "smiler.rank_scope", "smiler.init", "eval.checkpoint", "train.compile_mode"} <= set(FIELDS)
     assert FIELDS["smiler.rank_scope"] == ("image", "volume", "global")
@@ -30,7 +30,7 @@ def test_every_default_is_one_of_its_values(key: str) -> None:
     assert _get(Config(), key) in FIELDS[key]
 
 
-@pytest.mark.parametrize("key", ["train.labelled_pool", "train.select_mode", "data.on_device", "smiler.rank_scope",
+@pytest.mark.parametrize("key", ["train.labeled_pool", "train.select_mode", "data.on_device", "smiler.rank_scope",
                                  "smiler.candidate_set", "smile.normalisation", "marginal.exclusion",
                                  "data.brats.eval_include"])
 def test_an_invalid_value_names_the_key_and_the_valid_values(key: str) -> None:

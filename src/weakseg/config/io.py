@@ -14,6 +14,7 @@ import os
 import re
 import types
 import typing
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,33 @@ from weakseg.config.schema import Config
 from weakseg.errors import WeaksegError
 
 _BASE_KEY = "_base_"
+
+#: Former spellings of config keys, accepted with a ``FutureWarning`` (stored configs are renamed silently).
+RENAMED_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {("train", "labelled_pool"): ("train", "labeled_pool")}
+
+
+def _renamed_warning(old: tuple[str, ...], new: tuple[str, ...], where: str) -> None:
+    warnings.warn(f"{where}config key {'.'.join(old)} is now spelled {'.'.join(new)}; the old key will stop "
+                  f"working in a later version", FutureWarning, stacklevel=4)
+
+
+def current_key(key: str) -> str:
+    """The dotted ``key`` as spelled today (``train.labelled_pool`` -> ``train.labeled_pool``)."""
+    return ".".join(RENAMED_KEYS.get(tuple(key.split(".")), key.split(".")))
+
+
+def rename_old_keys(raw: Mapping[str, Any], *, where: str = "", warn: bool = True) -> dict[str, Any]:
+    """``raw`` with every former key (``RENAMED_KEYS``) moved to its new name; the new key wins when both exist."""
+    out = dict(raw)
+    for old, new in RENAMED_KEYS.items():
+        section = out.get(old[0])
+        if not (isinstance(section, Mapping) and old[1] in section):
+            continue
+        if warn:
+            _renamed_warning(old, new, where)
+        moved = {k: v for k, v in section.items() if k != old[1]}
+        out[old[0]] = {new[1]: section[old[1]], **moved}
+    return out
 
 
 def configs_root() -> Path:
@@ -97,7 +125,7 @@ def _load_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
         raise WeaksegError(f"{path}: circular {_BASE_KEY} chain")
-    raw = _read_yaml(path)
+    raw = rename_old_keys(_read_yaml(path), where=f"{path}: ")
     bases = raw.pop(_BASE_KEY, [])
     bases = [bases] if isinstance(bases, str) else list(bases)
     merged: dict[str, Any] = {}
@@ -139,6 +167,9 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     out = dict(raw)
     for text in overrides:
         keys, value = parse_override(text)
+        if (renamed := current_key(".".join(keys))) != ".".join(keys):
+            _renamed_warning(tuple(keys), tuple(renamed.split(".")), f"--set {text!r}: ")
+            keys = renamed.split(".")
         patch: Any = value
         for k in reversed(keys):
             patch = {k: patch}
@@ -284,9 +315,10 @@ def upgrade_stored_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     the image-channel width, so ``head_channels: image`` is set unless given. A config already complete
     comes back unchanged. SMILEr rounds stored their pseudo-label file and initial weights as absolute paths
     in ``smiler``: neither is needed to evaluate or predict, so the file key is dropped and the weights' path
-    becomes ``train.init_from`` (read only when a run starts).
+    becomes ``train.init_from`` (read only when a run starts). Keys stored under a former spelling
+    (``RENAMED_KEYS``) take today's, without a warning: a stored config is not the user's to edit.
     """
-    raw = _upgrade_smiler_paths(raw)
+    raw = _upgrade_smiler_paths(rename_old_keys(raw, warn=False))
     out = deep_merge(to_dict(Config()), raw)
     for path, value in FORMER_DEFAULTS.items():
         node: Any = raw

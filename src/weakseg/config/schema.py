@@ -116,7 +116,7 @@ class TrainConfig:
     max_skipped: int = 10              # skip: consecutive skipped steps before rolling back to last.pt (0 = never)
     max_rollbacks: int = 3             # skip: rollbacks before the run gives up
     min_labeled_per_batch: int = 0     # oversample labelled P images (0 = as the reference)
-    labelled_pool: LabeledPool = "labelled"  # pool of those images: labelled (class_index) | any_positive (multi-class)
+    labeled_pool: LabeledPool = "labelled"   # pool of those images: labelled (class_index) | any_positive (multi-class)
     # Speed switches (README "Performance"); none changes what is learned beyond float rounding.
     compile: bool = False              # torch.compile every model (falls back to eager with a warning)
     compile_mode: CompileMode = "default"  # default | reduce-overhead | max-autotune (torch.compile's mode)

@@ -58,7 +58,7 @@ SIGMOID = ("smile", "smiler", "smiler_mc", "oracle_sigmoid")
 # full: the 32x128x128 phantom, a wider and deeper net, 10x the steps (GPU).
 _QUICK_TRAIN = ["model.width=0.125", "model.depth=4", "train.batch_size=8", "train.lr=0.003", "train.steps=1500",
                 "train.eval_every=500", "train.checkpoint_every=500", "train.min_labeled_per_batch=4",
-                "train.labelled_pool=any_positive", "smile.ce_weight=[1,3,10,30]", "smile.pos_weight=[3,10,30]",
+                "train.labeled_pool=any_positive", "smile.ce_weight=[1,3,10,30]", "smile.pos_weight=[3,10,30]",
                 "smile.dice_weight=1.0"]
 _BEFORE_ISSUE_21 = ["model.kwargs.head_channels=image", "smile.calibrate_pos_weight=false"]
 SCALES: dict[str, dict[str, Any]] = {
@@ -81,7 +81,7 @@ SCALES: dict[str, dict[str, Any]] = {
                "methods": list(METHODS)},
     "full": {"phantom": {"n_cases": 40, "shape": [32, 128, 128], "spacing": [2.5, 0.8, 0.8], "seed": 0},
              "overrides": ["model.width=0.25", "model.depth=5", "train.batch_size=16", "train.steps=3000",
-                           "train.min_labeled_per_batch=8", "train.labelled_pool=any_positive",
+                           "train.min_labeled_per_batch=8", "train.labeled_pool=any_positive",
                            "smile.ce_weight=[1,3,10,30]", "smile.pos_weight=[3,10,30]", "smile.dice_weight=1.0",
                            "train.eval_every=500", "train.checkpoint_every=500", "smiler.round_steps=1500",
                            "smiler.mc_samples=10"],

@@ -94,7 +94,7 @@ def build_streams(cfg: Config, data: DataBundle, method: Method, world: World | 
                 raise WeaksegError(f"train.min_labeled_per_batch={m} must divide by the {world.world_size} processes "
                                    "(each takes its share of the labelled images too); use a multiple of "
                                    f"{world.world_size}")
-            pool_m = cfg.train.labelled_pool
+            pool_m = cfg.train.labeled_pool
             lab = pool_indices(train, pool_m, class_index=cfg.data.class_index)
             streams[name] = MixedStream(BatchStream(train, lab, m, seed=seed + 500, name=pool_m, **shard),
                                         BatchStream(train, idx, cfg.train.batch_size - m, seed=seed, name=name,
