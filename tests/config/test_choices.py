@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
+from typing import Any
+
 import pytest
 
 from weakseg.config import Config, load_config
-from weakseg.config.choices import choice_problems, literal_fields
+from weakseg.config.choices import choice_problems, literal_values
 from weakseg.errors import WeaksegError
+
+
+def literal_fields(cls: type, prefix: str = "") -> dict[str, tuple[Any, ...]]:
+    """``{"section.field": values}`` of every ``Literal`` field of the dataclass ``cls``, nested ones included."""
+    out: dict[str, tuple[Any, ...]] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out |= literal_fields(tp, f"{prefix}{f.name}.")
+        elif (valid := literal_values(tp)) is not None:
+            out[prefix + f.name] = valid
+    return out
+
 
 FIELDS = literal_fields(Config)
 

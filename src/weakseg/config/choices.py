@@ -74,16 +74,3 @@ def choice_problems(obj: Any, prefix: str = "") -> list[str]:
         except WeaksegError as err:
             problems.append(str(err))
     return problems
-
-
-def literal_fields(cls: type, prefix: str = "") -> dict[str, tuple[Any, ...]]:
-    """``{"section.field": values}`` of every ``Literal`` field of the dataclass ``cls``, nested ones included."""
-    out: dict[str, tuple[Any, ...]] = {}
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
-            out |= literal_fields(tp, f"{prefix}{f.name}.")
-        elif (valid := literal_values(tp)) is not None:
-            out[prefix + f.name] = valid
-    return out
