@@ -173,7 +173,8 @@ class SmileConfig:
     # Read sigmoid outputs as sigmoid(z - log pos_weight_k): with pos_weight w_k the BCE optimum is
     # z = logit(p) + log w_k, so raw sigmoids of different classes are not comparable (a raw 0.5 means a true
     # 1/(1 + w_k)). Used by decoding (evaluation, pictures) and SMILEr's candidate scores alike; no effect
-    # without pos_weight. false: the raw sigmoids (before issue 21; old checkpoints load with false).
+    # without pos_weight. false: the raw sigmoids, as runs stored before this key existed were decoded (their
+    # stored configs load with false).
     calibrate_pos_weight: bool = True
 
 

@@ -510,7 +510,7 @@ def build_mnist_splits(*, source: str | Path | DigitSplits | None, spec: Clutter
 
     - ``source`` (the reference, §9.2): ``labeled_fraction`` (or ``labeled_count``) counts source DIGITS:
       n_seg = max(1, int(f * digits + 0.5)) labelled digits, and a canvas has a mask iff its source is one.
-    - ``canvas`` (issue 20: the paper's ~1% of 59,500 canvases when the fold holds fewer digits): it counts
+    - ``canvas`` (the paper's ~1% of 59,500 canvases, also when the fold holds fewer digits): it counts
       training CANVASES: n = int(f * canvases + 0.5) (or ``labeled_count``) labelled canvases. When the
       canvases outnumber the digits (each digit re-used, e.g. 59,500 canvases of the 4,000 embedded digits),
       ``labeled_sources`` distinct digits are labelled (default: as many as the labelled classes hold, at

@@ -308,7 +308,7 @@ def cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = -100,
 #   adds logits, which is not a marginal;
 # - the Dice half is the same foreground batch Dice as the other softmax baselines (``softmax_dice_loss``),
 #   each organ scored only in the images where it is annotated; the merged background has no Dice term;
-# - exclusion region E_k: voxels labelled as another annotated organ (smile.md §13, the issue's wording).
+# - exclusion region E_k: voxels labelled as another annotated organ (smile.md §13's definition).
 #   The re-implementation also counts the background of images where k is annotated, where the
 #   cross-entropy already pushes p_k down, and a background channel;
 # - exclusion term: a Dice overlap between p_k and E_k (``"dice"``, the paper's exclusive Dice and the
