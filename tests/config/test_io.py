@@ -101,10 +101,10 @@ def test_bare_off_is_read_as_the_word_off() -> None:
         load_config(None, ["train.amp=on"])
 
 
-def test_labelled_pool_and_dice_weight_are_checked_before_any_work() -> None:
-    with pytest.raises(WeaksegError, match=r"train.labelled_pool must be 'labelled' or 'any_positive', got 'sick'"
+def test_labeled_pool_and_dice_weight_are_checked_before_any_work() -> None:
+    with pytest.raises(WeaksegError, match=r"train.labeled_pool must be one of 'labelled', 'any_positive', got 'sick'"
                                            r"(.|\n)*smile.dice_weight must be a finite number >= 0, got -1.0"):
-        load_config(None, ["train.labelled_pool=sick", "smile.dice_weight=-1"])
+        load_config(None, ["train.labeled_pool=sick", "smile.dice_weight=-1"])
 
 
 def test_stored_configs_from_before_issue_21_rebuild_as_they_were_trained() -> None:
@@ -138,7 +138,7 @@ def test_smiler_rounds_stored_with_paths_in_their_config_rebuild_without_them() 
     assert config_from_dict(upgrade_stored_config(old)).train.init_from is None
 
 def test_mnist_label_unit_and_labeled_sources_are_checked_before_any_work() -> None:
-    with pytest.raises(WeaksegError, match=r"data.mnist.label_unit must be 'source' or 'canvas', got 'pixel'"):
+    with pytest.raises(WeaksegError, match=r"data.mnist.label_unit must be one of 'source', 'canvas', got 'pixel'"):
         load_config(None, ["data.mnist.label_unit=pixel"])
     with pytest.raises(WeaksegError, match=r"data.mnist.labeled_sources applies only with data.mnist.label_unit=canvas"):
         load_config(None, ["data.mnist.labeled_sources=10"])
@@ -198,3 +198,26 @@ def test_mnist_configs_differ_between_presets_only_in_the_preset(method: str) ->
             assert (other["ae"]["lambda_seg"], simple["ae"]["lambda_seg"]) == (0.01, 1.0)
             other["ae"]["lambda_seg"] = 1.0
         assert other == simple
+
+
+def test_the_old_pool_key_is_accepted_with_a_warning_naming_both_keys(tmp_path) -> None:
+    with pytest.warns(FutureWarning, match=r"train.labelled_pool is now spelled train.labeled_pool"):
+        assert load_config(None, ["train.labelled_pool=any_positive"]).train.labeled_pool == "any_positive"
+    (tmp_path / "old.yaml").write_text("train:\n  labelled_pool: any_positive\n  steps: 3\n")
+    with pytest.warns(FutureWarning, match=r"old.yaml: config key train.labelled_pool is now spelled train.labeled_pool"):
+        cfg = load_config(tmp_path / "old.yaml", ["train.labeled_pool=labelled"])
+    assert cfg.train.labeled_pool == "labelled" and cfg.train.steps == 3          # --set still wins
+
+
+def test_stored_configs_with_the_old_pool_key_upgrade_silently() -> None:
+    import warnings
+
+    from weakseg.config.io import config_from_dict, to_dict, upgrade_stored_config
+
+    old = to_dict(load_config(None, ["train.labeled_pool=any_positive"]))
+    old["train"]["labelled_pool"] = old["train"].pop("labeled_pool")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        upgraded = upgrade_stored_config(old)
+    assert "labelled_pool" not in upgraded["train"]
+    assert config_from_dict(upgraded).train.labeled_pool == "any_positive"

@@ -551,7 +551,7 @@ def test_canvas_unit_refuses_impossible_requests_before_painting(tiny_digits: Di
     with pytest.raises(WeaksegError, match="data.mnist.labeled_sources applies only when the training canvases "
                                            "outnumber the digits"):
         build_mnist_splits(source=tiny_digits, spec=SMALL, n_train=400, label_unit="canvas", labeled_sources=3)
-    with pytest.raises(WeaksegError, match="data.mnist.label_unit must be one of source, canvas, got 'pixel'"):
+    with pytest.raises(WeaksegError, match="data.mnist.label_unit must be one of 'source', 'canvas', got 'pixel'"):
         build_mnist_splits(source=tiny_digits, spec=SMALL, label_unit="pixel")
     with pytest.raises(WeaksegError, match="data.mnist.labeled_sources applies only with data.mnist.label_unit=canvas"):
         build_mnist_splits(source=tiny_digits, spec=SMALL, labeled_sources=3)

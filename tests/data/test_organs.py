@@ -82,7 +82,7 @@ def test_validation_can_be_scored_on_its_withheld_truth(phantom) -> None:
     ids = torch.arange(1, 4).view(1, 3, 1, 1)
     perfect = (truth.truth.long() * ids).amax(1)
     assert score_slice_set(perfect, truth)["foreground_mean"]["Dice"] == pytest.approx(1.0)
-    with pytest.raises(WeaksegError, match="data.organs.valid_reference must be visible or truth"):
+    with pytest.raises(WeaksegError, match="data.organs.valid_reference must be one of 'visible', 'truth'"):
         load_organs(root, valid_reference="test", **kw)
 
 

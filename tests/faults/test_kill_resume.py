@@ -10,6 +10,7 @@ killed by the kernel, without paying torch's import time again); two go through 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -28,7 +29,16 @@ from weakseg.cli.main import build_parser, main
 from weakseg.config import load_config
 from weakseg.training.checkpoint import load_checkpoint
 from weakseg.training.loop import fit
-from weakseg.training.resume import read_history
+from weakseg.training.resume import HISTORY_FILE
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    """Every record of ``RUN/config_history.jsonl``, oldest first (empty when the run has none)."""
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS, EVERY = 12, 3

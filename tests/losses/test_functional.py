@@ -3,8 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from weakseg.losses.dice import SoftDiceLoss
-from weakseg.losses.functional import soft_dice_loss_batch, soft_dice_loss_per_class
+from weakseg.losses.functional import soft_dice_loss_batch
 
 
 def test_hand_value() -> None:
@@ -42,17 +41,6 @@ def test_float32_from_bf16_and_gradient() -> None:
     assert loss.dtype == torch.float32 and loss.shape == ()
     loss.backward()
     assert logits.grad is not None and torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
-
-
-def test_per_class_and_module_wrapper() -> None:
-    g = torch.Generator().manual_seed(1)
-    probs = torch.rand(2, 3, 8, 8, 8, generator=g)
-    target = (torch.rand(2, 3, 8, 8, 8, generator=g) > 0.6).float()
-    per = soft_dice_loss_per_class(probs, target)
-    assert per.shape == (3,)
-    for k in range(3):
-        torch.testing.assert_close(per[k], soft_dice_loss_batch(probs[:, k : k + 1], target[:, k : k + 1]))
-    torch.testing.assert_close(SoftDiceLoss()(probs, target), soft_dice_loss_batch(probs, target))
 
 
 def test_shape_mismatch() -> None:

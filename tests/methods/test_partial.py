@@ -100,7 +100,7 @@ def test_marginal_method_uses_statuses_and_refuses_bad_options(phantom) -> None:
     assert set(logs) == {"loss/ce", "loss/dice", "loss/exclusion"}
     for k, v in expected.items():
         assert float(logs[f"loss/{k}"]) == pytest.approx(float(v), rel=1e-5)
-    for bad, match in (("marginal.exclusion=ce", "marginal.exclusion must be one of dice, log"),
+    for bad, match in (("marginal.exclusion=ce", "marginal.exclusion must be one of 'dice', 'log'"),
                        ("marginal.exclusion_weight=-1", "marginal.exclusion_weight must be a finite number >= 0")):
         with pytest.raises(WeaksegError, match=match):
             _setup(phantom, "marginal", bad)
@@ -146,7 +146,7 @@ def test_spatial_ignore_ignores_background_of_incomplete_volumes(phantom) -> Non
 def test_half_positive_batches_and_ce_weight(phantom) -> None:
     from weakseg.training.loop import build_streams
     cfg, data, m, ctx, train, _ = _setup(phantom, "naive", "train.batch_size=6", "train.min_labeled_per_batch=3",
-                                         "train.labelled_pool=any_positive", "smile.ce_weight=[1,2,5,10]")
+                                         "train.labeled_pool=any_positive", "smile.ce_weight=[1,2,5,10]")
     stream = build_streams(cfg, data, m)["all"]
     for _ in range(5):
         b = next(stream)

@@ -194,8 +194,8 @@ def test_options_validation() -> None:
     for bad, match in (({"gamma_max": 1.5}, r"smiler.gamma_max must be a number in \(0, 1\], got 1.5"),
                        ({"gamma_max": "all"}, r"smiler.gamma_max must be a number in \(0, 1\]"),
                        ({"tau": -0.1}, r"smiler.tau must be a number in \[0, 1\), got -0.1"),
-                       ({"rank_scope": "slice"}, "smiler.rank_scope must be one of image, volume, global"),
-                       ({"init": "previous"}, "smiler.init must be one of continue, smile, scratch")):
+                       ({"rank_scope": "slice"}, "smiler.rank_scope must be one of 'image', 'volume', 'global'"),
+                       ({"init": "previous"}, "smiler.init must be one of 'continue', 'smile', 'scratch'")):
         with pytest.raises(WeaksegError, match=match) as err:
             SmilerOptions.from_dict(bad)
         assert "\n" not in str(err.value)

@@ -93,3 +93,16 @@ def test_smiler_is_compared_with_smile_on_the_folds_both_have() -> None:
     c = claims(summary)["smiler_vs_smile"]
     assert c["paired_folds"] == [0, 1] and c["holds"] is True            # unpaired means would say it loses
     assert abs(c["smile"] - 0.635) < 1e-9 and abs(c["difference"] - 0.035) < 1e-9
+
+
+def test_quick2_stored_results_with_the_old_pool_key_answer_their_specs(tmp_path: Path) -> None:
+    # Stored quick2 results spell train.labelled_pool, the specs today train.labeled_pool: the same recipe.
+    from weakseg.reproduce.organs import grid
+    from weakseg.reproduce.runner import _same_recipe, load_results
+
+    stored = {r["key"]: r for r in load_results(Path(__file__).parents[2] / "results" / "organs_quick2")}
+    assert any("train.labelled_pool=any_positive" in r["overrides"] for r in stored.values())
+    specs = {s.key: s for s in grid("quick2", tmp_path, tmp_path / "runs")}
+    assert set(stored) <= set(specs)
+    assert all(_same_recipe(stored[k], specs[k]) for k in stored)
+    assert any("train.labeled_pool=any_positive" in s.overrides for s in specs.values())

@@ -14,16 +14,45 @@ import os
 import re
 import types
 import typing
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from weakseg.config.choices import choice_problems
 from weakseg.config.schema import Config
 from weakseg.errors import WeaksegError
 
 _BASE_KEY = "_base_"
+
+#: Former spellings of config keys, accepted with a ``FutureWarning`` (stored configs are renamed silently).
+RENAMED_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {("train", "labelled_pool"): ("train", "labeled_pool")}
+
+
+def _renamed_warning(old: tuple[str, ...], new: tuple[str, ...], where: str) -> None:
+    warnings.warn(f"{where}config key {'.'.join(old)} is now spelled {'.'.join(new)}; the old key will stop "
+                  f"working in a later version", FutureWarning, stacklevel=4)
+
+
+def current_key(key: str) -> str:
+    """The dotted ``key`` as spelled today (``train.labelled_pool`` -> ``train.labeled_pool``)."""
+    return ".".join(RENAMED_KEYS.get(tuple(key.split(".")), key.split(".")))
+
+
+def rename_old_keys(raw: Mapping[str, Any], *, where: str = "", warn: bool = True) -> dict[str, Any]:
+    """``raw`` with every former key (``RENAMED_KEYS``) moved to its new name; the new key wins when both exist."""
+    out = dict(raw)
+    for old, new in RENAMED_KEYS.items():
+        section = out.get(old[0])
+        if not (isinstance(section, Mapping) and old[1] in section):
+            continue
+        if warn:
+            _renamed_warning(old, new, where)
+        moved = {k: v for k, v in section.items() if k != old[1]}
+        out[old[0]] = {new[1]: section[old[1]], **moved}
+    return out
 
 
 def configs_root() -> Path:
@@ -96,7 +125,7 @@ def _load_with_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
         raise WeaksegError(f"{path}: circular {_BASE_KEY} chain")
-    raw = _read_yaml(path)
+    raw = rename_old_keys(_read_yaml(path), where=f"{path}: ")
     bases = raw.pop(_BASE_KEY, [])
     bases = [bases] if isinstance(bases, str) else list(bases)
     merged: dict[str, Any] = {}
@@ -138,6 +167,9 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     out = dict(raw)
     for text in overrides:
         keys, value = parse_override(text)
+        if (renamed := current_key(".".join(keys))) != ".".join(keys):
+            _renamed_warning(tuple(keys), tuple(renamed.split(".")), f"--set {text!r}: ")
+            keys = renamed.split(".")
         patch: Any = value
         for k in reversed(keys):
             patch = {k: patch}
@@ -204,6 +236,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ValueError:
                 pass
         raise WeaksegError(f"config key {where!r} must be a number, got {value!r}")
+    if origin is typing.Literal:             # the values are checked with the ranges (config.choices)
+        return _coerce(value, str, where) if all(isinstance(v, str) for v in args) else value
     if tp is str:
         if isinstance(value, bool):          # YAML reads a bare off/on/no/yes as a boolean
             return "off" if value is False else "on"
@@ -281,9 +315,10 @@ def upgrade_stored_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     the image-channel width, so ``head_channels: image`` is set unless given. A config already complete
     comes back unchanged. SMILEr rounds stored their pseudo-label file and initial weights as absolute paths
     in ``smiler``: neither is needed to evaluate or predict, so the file key is dropped and the weights' path
-    becomes ``train.init_from`` (read only when a run starts).
+    becomes ``train.init_from`` (read only when a run starts). Keys stored under a former spelling
+    (``RENAMED_KEYS``) take today's, without a warning: a stored config is not the user's to edit.
     """
-    raw = _upgrade_smiler_paths(raw)
+    raw = _upgrade_smiler_paths(rename_old_keys(raw, warn=False))
     out = deep_merge(to_dict(Config()), raw)
     for path, value in FORMER_DEFAULTS.items():
         node: Any = raw
@@ -337,15 +372,16 @@ def validate_config(cfg: Config) -> None:
 
 
 def config_problems(cfg: Config) -> list[str]:
-    """The range problems of a well-typed config (values that need no data to check), one line each."""
-    problems: list[str] = []
+    """The range problems of a well-typed config (values that need no data to check), one line each.
+
+    Fields with a fixed set of values are checked by their ``Literal`` types (``choice_problems``), first.
+    """
+    problems = choice_problems(cfg)
     m = cfg.data.mnist
     if not 0.0 < m.labeled_fraction <= 1.0:
         problems.append(f"data.mnist.labeled_fraction must be in (0, 1], got {m.labeled_fraction}; "
                         "use e.g. --set data.mnist.labeled_fraction=0.01")
-    if m.label_unit not in ("source", "canvas"):
-        problems.append(f"data.mnist.label_unit must be 'source' or 'canvas', got {m.label_unit!r}")
-    elif m.labeled_sources is not None and m.label_unit != "canvas":
+    if m.labeled_sources is not None and m.label_unit == "source":
         problems.append("data.mnist.labeled_sources applies only with data.mnist.label_unit=canvas; remove it or "
                         "set --set data.mnist.label_unit=canvas")
     if m.labeled_sources is not None and m.labeled_sources < 1:
@@ -354,23 +390,13 @@ def config_problems(cfg: Config) -> list[str]:
     for name in ("steps", "batch_size", "log_every", "eval_every", "checkpoint_every"):
         if getattr(t, name) < 1:
             problems.append(f"train.{name} must be >= 1, got {getattr(t, name)}")
-    if t.select_mode not in ("max", "min"):
-        problems.append(f"train.select_mode must be 'max' or 'min', got {t.select_mode!r}")
-    if t.amp not in ("auto", "bf16", "off"):
-        problems.append(f"train.amp must be auto, bf16 or off, got {t.amp!r}")
-    if t.nonfinite not in ("stop", "skip"):
-        problems.append(f"train.nonfinite must be 'stop' or 'skip', got {t.nonfinite!r}")
     for name in ("max_skipped", "max_rollbacks"):
         if getattr(t, name) < 0:
             problems.append(f"train.{name} must be >= 0, got {getattr(t, name)}")
-    if t.labelled_pool not in ("labelled", "any_positive"):
-        problems.append(f"train.labelled_pool must be 'labelled' or 'any_positive', got {t.labelled_pool!r}")
     if not (cfg.smile.dice_weight >= 0 and math.isfinite(cfg.smile.dice_weight)):
         problems.append(f"smile.dice_weight must be a finite number >= 0, got {cfg.smile.dice_weight}")
     if cfg.model.width <= 0:
         problems.append(f"model.width must be > 0, got {cfg.model.width}")
-    if cfg.eval.checkpoint not in ("best", "last"):
-        problems.append(f"eval.checkpoint must be 'best' or 'last', got {cfg.eval.checkpoint!r}")
     return problems
 
 

@@ -11,6 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from weakseg.config.choices import (
+    Amp, CandidateSet, CheckpointName, CompileMode, EvalInclude, ExclusionMode, InitName, LabeledPool, LabelUnit,
+    NonFinite, Normalisation, OnDevice, RankScope, ScoreName, SelectMode, ValidReference,
+)
+
 
 @dataclass
 class MnistConfig:
@@ -24,7 +29,7 @@ class MnistConfig:
     labeled_digits: list[int] = field(default_factory=lambda: [9])   # classes allowed to carry masks
     labeled_fraction: float = 0.01     # of the whole training pool (``genseg.md`` §9.2), counted in label_unit
     labeled_count: int | None = None   # overrides labeled_fraction when set
-    label_unit: str = "source"         # what the fraction counts: source digits (the reference) | canvas
+    label_unit: LabelUnit = "source"   # what the fraction counts: source digits (the reference) | canvas
     labeled_sources: int | None = None  # label_unit=canvas: distinct labelled digits; None = all eligible, <= count
     n_train: int | None = None         # samples per split; None = the digit fold's size
     n_valid: int | None = None
@@ -36,7 +41,7 @@ class BratsConfig:
     """A dataset made by ``weakseg convert brats`` (``genseg.md`` §10); docs/brats.md."""
 
     root: str | None = None            # the converted dataset folder
-    eval_include: str = "pa"           # valid/test rows of the slice metrics: pa = P and A slices (A: fp rates)
+    eval_include: EvalInclude = "pa"   # valid/test rows of the slice metrics: pa = P and A slices (A: fp rates)
     # Whole-volume validation (weakseg.evaluation.brats_volumes), logged as volume/...; the brats preset selects
     # best.pt on volume/dice_pooled.
     volume_every: int = 1              # at every N-th evaluation (and the last); 0 = never
@@ -66,7 +71,7 @@ class OrgansConfig:
     # Reference of the validation volumes: visible (their annotations after simulation; unannotated classes
     # unscored) | truth (their full, withheld ground truth: for choosing settings in a simulation study
     # without touching the test fold; training never sees it).
-    valid_reference: str = "visible"
+    valid_reference: ValidReference = "visible"
 
 
 @dataclass
@@ -75,7 +80,7 @@ class DataConfig:
     preset: str | None = None          # a file configs/presets/<preset>.yaml applied under this config
     data_seed: int = 0                 # labelled subset, validation and test sets
     class_index: int = 0               # class of interest for the P / A pools
-    on_device: str = "auto"            # in-memory sets on the GPU once: auto (if < 1/4 of GPU memory) | always | never
+    on_device: OnDevice = "auto"       # in-memory sets on the GPU once: auto (if < 1/4 of GPU memory) | always | never
     mnist: MnistConfig = field(default_factory=MnistConfig)
     brats: BratsConfig = field(default_factory=BratsConfig)
     organs: OrgansConfig = field(default_factory=OrgansConfig)
@@ -101,20 +106,20 @@ class TrainConfig:
     amsgrad: bool = True
     seed: int = 0                      # model init, batch order, noise
     device: str = "auto"               # auto | cpu | cuda | cuda:N
-    amp: str = "auto"                  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | off
+    amp: Amp = "auto"                  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | off
     log_every: int = 25
     eval_every: int = 250
     checkpoint_every: int = 250
     select_metric: str = "dice_soft_global"   # validation metric for best.pt (the reference criterion)
-    select_mode: str = "max"           # max | min
-    nonfinite: str = "stop"            # stop: end the run naming the term; skip: drop the update
+    select_mode: SelectMode = "max"    # max | min
+    nonfinite: NonFinite = "stop"      # stop: end the run naming the term; skip: drop the update
     max_skipped: int = 10              # skip: consecutive skipped steps before rolling back to last.pt (0 = never)
     max_rollbacks: int = 3             # skip: rollbacks before the run gives up
     min_labeled_per_batch: int = 0     # oversample labelled P images (0 = as the reference)
-    labelled_pool: str = "labelled"    # pool of those images: labelled (class_index) | any_positive (multi-class)
+    labeled_pool: LabeledPool = "labelled"   # pool of those images: labelled (class_index) | any_positive (multi-class)
     # Speed switches (README "Performance"); none changes what is learned beyond float rounding.
     compile: bool = False              # torch.compile every model (falls back to eager with a warning)
-    compile_mode: str = "default"      # default | reduce-overhead | max-autotune (torch.compile's mode)
+    compile_mode: CompileMode = "default"  # default | reduce-overhead | max-autotune (torch.compile's mode)
     compile_backend: str = "inductor"  # torch.compile backend; "eager"/"aot_eager" only trace (for tests)
     channels_last: bool = False        # NHWC (NDHWC in 3D) weights and images; pays off with bf16 on GPU
     pin_memory: bool = True            # CUDA: pin host batches so the copy to the GPU is asynchronous
@@ -128,7 +133,7 @@ class TrainConfig:
 class EvalConfig:
     batch_size: int = 100
     threshold: float = 0.5
-    checkpoint: str = "best"           # best | last
+    checkpoint: CheckpointName = "best"  # best | last
 
 
 @dataclass
@@ -161,14 +166,15 @@ class MeanTeacherConfig:
 class SmileConfig:
     """SMILE loss (smile.md §5): weighted BCE normalisation, optional masked Dice and pos_weight."""
 
-    normalisation: str = "known_mean"  # known_mean | all_mean | class_mean | sum
+    normalisation: Normalisation = "known_mean"  # known_mean | all_mean | class_mean | sum
     dice_weight: float = 0.0           # soft Dice term: SMILE's masked Dice, and the softmax baselines' Dice
     pos_weight: list[float] | None = None   # per class, on the positive BCE term
     ce_weight: list[float] | None = None    # softmax baselines: per-class CE weight, K+1 values, background first
     # Read sigmoid outputs as sigmoid(z - log pos_weight_k): with pos_weight w_k the BCE optimum is
     # z = logit(p) + log w_k, so raw sigmoids of different classes are not comparable (a raw 0.5 means a true
     # 1/(1 + w_k)). Used by decoding (evaluation, pictures) and SMILEr's candidate scores alike; no effect
-    # without pos_weight. false: the raw sigmoids (before issue 21; old checkpoints load with false).
+    # without pos_weight. false: the raw sigmoids, as runs stored before this key existed were decoded (their
+    # stored configs load with false).
     calibrate_pos_weight: bool = True
 
 
@@ -178,7 +184,7 @@ class MarginalConfig:
     the softmax baselines' ``smile.ce_weight`` and ``smile.dice_weight``."""
 
     exclusion_weight: float = 0.2      # 0 = marginal loss only; 0.2 keeps PLS4MIS's CE : exclusion ratio
-    exclusion: str = "dice"            # dice (the paper's exclusive Dice) | log (mean -log(1 - p_k) over E_k)
+    exclusion: ExclusionMode = "dice"  # dice (the paper's exclusive Dice) | log (mean -log(1 - p_k) over E_k)
 
 
 @dataclass
@@ -188,13 +194,13 @@ class SmilerConfig:
     rounds: int = 3
     gamma_max: float = 1.0
     tau: float = 0.5
-    score: str = "prob"                # prob | mc_std
-    candidate_set: str = "predicted_positive"
-    rank_scope: str = "image"          # image | volume | global
+    score: ScoreName = "prob"          # prob | mc_std
+    candidate_set: CandidateSet = "predicted_positive"
+    rank_scope: RankScope = "image"    # image | volume | global
     cumulative: bool = True
     propagate_negatives: bool = False
     restrict_to_present: bool = False
-    init: str = "continue"             # continue (m_{t-1}) | smile (m_0) | scratch (fresh init, as the paper)
+    init: InitName = "continue"        # continue (m_{t-1}) | smile (m_0) | scratch (fresh init, as the paper)
     round_steps: int | None = None     # steps of rounds 1..T (None: train.steps); every round has a new optimiser
     mc_samples: int = 10
     mc_dropout_p: float | None = None  # drop probability during the MC passes; null: model.kwargs.dropout

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
+from weakseg.config.choices import LabelUnit, check_choice
 from weakseg.data.datasets import TensorSampleSet
 from weakseg.data.mnist_sources import DigitFold, DigitSplits, load_digits
 from weakseg.data.status import ABSENT, MASK, PRESENT
@@ -384,7 +385,6 @@ def choose_labelled_sources(labels: np.ndarray, *, fraction: float | None = None
 
 
 # ------------------------------------------------------------------------------------------------ splits
-LABEL_UNITS = ("source", "canvas")
 
 
 def _fraction_count(fraction: float | None, count: int | None, n: int, *, unit: str) -> tuple[int, str]:
@@ -500,7 +500,7 @@ def build_mnist_splits(*, source: str | Path | DigitSplits | None, spec: Clutter
                        labeled_digits: Sequence[int] | int | str | None = (9,),
                        labeled_fraction: float | None = 0.01, labeled_count: int | None = None,
                        data_seed: int = 0, n_train: int | None = None, n_valid: int | None = None,
-                       n_test: int | None = None, label_unit: str = "source",
+                       n_test: int | None = None, label_unit: LabelUnit = "source",
                        labeled_sources: int | None = None) -> MnistSplits:
     """Train / valid / test sample sets of cluttered MNIST, each its P images followed by its A images.
 
@@ -510,7 +510,7 @@ def build_mnist_splits(*, source: str | Path | DigitSplits | None, spec: Clutter
 
     - ``source`` (the reference, §9.2): ``labeled_fraction`` (or ``labeled_count``) counts source DIGITS:
       n_seg = max(1, int(f * digits + 0.5)) labelled digits, and a canvas has a mask iff its source is one.
-    - ``canvas`` (issue 20: the paper's ~1% of 59,500 canvases when the fold holds fewer digits): it counts
+    - ``canvas`` (the paper's ~1% of 59,500 canvases, also when the fold holds fewer digits): it counts
       training CANVASES: n = int(f * canvases + 0.5) (or ``labeled_count``) labelled canvases. When the
       canvases outnumber the digits (each digit re-used, e.g. 59,500 canvases of the 4,000 embedded digits),
       ``labeled_sources`` distinct digits are labelled (default: as many as the labelled classes hold, at
@@ -527,8 +527,7 @@ def build_mnist_splits(*, source: str | Path | DigitSplits | None, spec: Clutter
     spec = clutter_spec(spec)
     if isinstance(data_seed, bool) or not isinstance(data_seed, numbers.Integral) or data_seed < 0:
         raise WeaksegError(f"data.data_seed must be a whole number >= 0, got {data_seed!r}")
-    if label_unit not in LABEL_UNITS:
-        raise WeaksegError(f"data.mnist.label_unit must be one of {', '.join(LABEL_UNITS)}, got {label_unit!r}")
+    check_choice("data.mnist.label_unit", label_unit, LabelUnit)
     if labeled_sources is not None and label_unit != "canvas":
         raise WeaksegError("data.mnist.labeled_sources applies only with data.mnist.label_unit=canvas; "
                            "remove it or set --set data.mnist.label_unit=canvas")

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from weakseg.config.choices import ValidReference, check_choice
 from weakseg.data.datasets import TensorSampleSet
 from weakseg.data.formats.nifti import geometry_problem, load_volume
 from weakseg.data.formats.nnunet_raw import NnunetDataset, list_cases, read_dataset_json
@@ -261,7 +262,7 @@ class OrgansData:
 def load_organs(root: str | Path, *, classes: Sequence[str] = (), status_overlay: str | Path | None = None,
                 fold: int = 0, n_folds: int = 5, n_valid: int = 2, seed: int = 0,
                 hu_window: Sequence[float] = (-175.0, 250.0), full_labels: bool = False,
-                valid_reference: str = "visible") -> OrgansData:
+                valid_reference: ValidReference = "visible") -> OrgansData:
     """Read, check and split a partially annotated nnU-Net raw dataset into 2D slice sets.
 
     Args:
@@ -283,8 +284,7 @@ def load_organs(root: str | Path, *, classes: Sequence[str] = (), status_overlay
     if unknown:
         raise WeaksegError(f"data.organs.classes: {unknown[0]!r} is not a label of {root / 'dataset.json'} "
                            f"(labels: {', '.join(all_classes)})")
-    if valid_reference not in ("visible", "truth"):
-        raise WeaksegError(f"data.organs.valid_reference must be visible or truth, got {valid_reference!r}")
+    check_choice("data.organs.valid_reference", valid_reference, ValidReference)
     if len(hu_window) != 2 or not hu_window[0] < hu_window[1]:
         raise WeaksegError(f"data.organs.hu_window must be [low, high] with low < high, got {list(hu_window)}")
     cases = list_cases(root, "train", dataset=ds)

@@ -7,7 +7,7 @@ Two presets (``preset=``), each reproducible from its seed:
   and anisotropic voxels. Organ volume fractions (beta) mirror real imbalance: liver about 5-7 %, stomach
   1.5-2 %, pancreas 0.2-0.4 % of the grid. The organs never touch and the pancreas (45 HU) lies in a 40 HU
   body: 5 HU of contrast under 15 HU of noise.
-- ``v2`` (``weakseg.data.phantom_v2``, issue 21): organs that touch (liver-stomach, stomach-pancreas), a
+- ``v2`` (``weakseg.data.phantom_v2``): organs that touch (liver-stomach, stomach-pancreas), a
   pancreas in retroperitoneal fat (45 against -100 HU), unlabelled kidneys and aorta at the pancreas's HU,
   two-ellipsoid organs with per-volume shapes bent by a smooth displacement field. Fractions at
   24 x 64 x 64: liver 3-7 %, stomach 0.9-2.4 %, pancreas 0.2-0.7 %.

@@ -1,4 +1,4 @@
-"""Phantom preset ``v2``: organs that touch, a visible pancreas and shapes that vary (issue 21).
+"""Phantom preset ``v2``: organs that touch, a visible pancreas and shapes that vary.
 
 The ``v1`` phantom (``weakseg.data.phantom``) keeps its organs apart, paints them as single ellipsoids with
 ±4 % jitter on a flat 40 HU body, and gives the pancreas 45 HU against that body: a 5 HU contrast under

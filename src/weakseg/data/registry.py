@@ -60,11 +60,6 @@ def register_dataset(name: str) -> Callable[[Callable[["Config"], DataBundle]], 
     return wrap
 
 
-def list_datasets() -> list[str]:
-    _import_builtin()
-    return sorted(_DATASETS)
-
-
 def build_data(cfg: "Config") -> DataBundle:
     """The ``DataBundle`` for ``cfg.data.name``; unknown names list the available ones."""
     _import_builtin()

@@ -40,40 +40,6 @@ def encode_statuses(names: Iterable[str], *, where: str = "status") -> Tensor:
     return torch.tensor([status_code(n, where=where) for n in names], dtype=torch.int8)
 
 
-def decode_statuses(codes: Tensor) -> list[str]:
-    """int8 codes -> status words. Shape: codes (K,)."""
-    return [STATUSES[int(c)] for c in codes.tolist()]
-
-
-def presence_domain(status: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Which samples are P (class present) for a class of interest.
-
-    P = ``present``, or ``mask`` with a non-empty mask. When ``mask`` is None every ``mask`` sample is
-    taken as non-empty.
-
-    Shape:
-        status: (N,) codes for one class; mask: (N, *S) or None. Returns (N,) bool.
-    """
-    is_p = status == PRESENT
-    if mask is None:
-        return is_p | (status == MASK)
-    nonempty = mask.flatten(1).any(1)
-    return is_p | ((status == MASK) & nonempty)
-
-
-def absence_domain(status: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Which samples are A (class absent): ``absent``, or ``mask`` with an empty mask.
-
-    Shape:
-        status: (N,) codes for one class; mask: (N, *S) or None. Returns (N,) bool.
-    """
-    is_a = status == ABSENT
-    if mask is None:
-        return is_a
-    empty = ~mask.flatten(1).any(1)
-    return is_a | ((status == MASK) & empty)
-
-
 # --------------------------------------------------------------------------------------------------
 # SMILE targets and weights (smile.md §4)
 # --------------------------------------------------------------------------------------------------

@@ -27,20 +27,3 @@ def soft_dice_loss_batch(probs: Tensor, target: Tensor, *, smooth: float = 1.0) 
     y = target.float()
     inter = (y * p).sum()
     return 1.0 - (2.0 * inter + smooth) / (y.sum() + p.sum() + smooth)
-
-
-def soft_dice_loss_per_class(probs: Tensor, target: Tensor, *, smooth: float = 1.0) -> Tensor:
-    """Batch soft Dice loss per class: sums pooled over the batch and space, kept apart per class.
-
-    Its mean over classes is the multi-class analogue of ``soft_dice_loss_batch``; with K = 1 it equals it.
-
-    Shape:
-        probs, target: (B, K, *S). Returns (K,) float32.
-    """
-    _check(probs, target)
-    if probs.ndim < 2:
-        raise ValueError(f"expected (B, K, *S), got shape {tuple(probs.shape)}")
-    p = probs.float().transpose(0, 1).flatten(1)  # (K, B * prod(S))
-    y = target.float().transpose(0, 1).flatten(1)  # (K, B * prod(S))
-    inter = (y * p).sum(1)
-    return 1.0 - (2.0 * inter + smooth) / (y.sum(1) + p.sum(1) + smooth)

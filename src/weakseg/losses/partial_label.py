@@ -15,17 +15,17 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from weakseg.config.choices import ExclusionMode, Normalisation
 from weakseg.data.status import ABSENT, MASK, is_missing
 from weakseg.errors import WeaksegError
 
-Normalisation = Literal["known_mean", "all_mean", "class_mean", "sum"]
-NORMALISATIONS: tuple[str, ...] = ("known_mean", "all_mean", "class_mean", "sum")
+NORMALISATIONS: tuple[str, ...] = get_args(Normalisation)
 
 
 def _no_autocast(device: torch.device) -> torch.autocast:
@@ -308,7 +308,7 @@ def cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = -100,
 #   adds logits, which is not a marginal;
 # - the Dice half is the same foreground batch Dice as the other softmax baselines (``softmax_dice_loss``),
 #   each organ scored only in the images where it is annotated; the merged background has no Dice term;
-# - exclusion region E_k: voxels labelled as another annotated organ (smile.md §13, the issue's wording).
+# - exclusion region E_k: voxels labelled as another annotated organ (smile.md §13's definition).
 #   The re-implementation also counts the background of images where k is annotated, where the
 #   cross-entropy already pushes p_k down, and a background channel;
 # - exclusion term: a Dice overlap between p_k and E_k (``"dice"``, the paper's exclusive Dice and the
@@ -320,8 +320,7 @@ def cross_entropy(logits: Tensor, target: Tensor, *, ignore_index: int = -100,
 #   ``exclusion_weight`` 0.2 keeps that ratio with dice_weight 1. The paper's own weighting is not
 #   reproduced here (not checked against the text).
 
-ExclusionMode = Literal["dice", "log"]
-EXCLUSION_MODES: tuple[str, ...] = ("dice", "log")
+EXCLUSION_MODES: tuple[str, ...] = get_args(ExclusionMode)
 
 
 def merged_background(status: Tensor) -> Tensor:

@@ -34,7 +34,6 @@ from weakseg.data.registry import DataBundle
 from weakseg.data.status import UNKNOWN, apply_pseudo_labels, status_targets_from_masks
 from weakseg.errors import WeaksegError
 from weakseg.losses.partial_label import (
-    EXCLUSION_MODES,
     MarginalLoss,
     SmileLoss,
     ce_targets,
@@ -195,8 +194,6 @@ def build_marginal(cfg: Config, data: DataBundle, device: torch.device) -> Metho
     if not (isinstance(mc.exclusion_weight, (int, float)) and 0 <= mc.exclusion_weight < float("inf")):
         raise WeaksegError(f"marginal.exclusion_weight must be a finite number >= 0 (0 = marginal loss only), "
                            f"got {mc.exclusion_weight!r}")
-    if mc.exclusion not in EXCLUSION_MODES:
-        raise WeaksegError(f"marginal.exclusion must be one of {', '.join(EXCLUSION_MODES)}, got {mc.exclusion!r}")
     loss = MarginalLoss(class_weight=cfg.smile.ce_weight, dice_weight=cfg.smile.dice_weight,
                         exclusion_weight=mc.exclusion_weight, exclusion=mc.exclusion)
     return _method("marginal", cfg, data, device, len(data.class_names) + 1, make_marginal_step(loss))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Required, TypedDict, Unpack
 
 import numpy as np
 import torch
@@ -45,13 +46,22 @@ def _check_spacing(spacing: Sequence[float] | None, ndim: int) -> list[float]:
     return out
 
 
+class SurfaceOptions(TypedDict, total=False):
+    """The keyword options of ``hd95`` and ``assd``."""
+
+    spacing: Required[Sequence[float] | None]   # mm per spatial axis, in the array's order (None: 1 mm, voxels)
+    policy: EmptyCasePolicy | None               # empty cases (None: ``EmptyCasePolicy()``)
+
+
 def _surface_metric(
     pred: Tensor | np.ndarray,
     ref: Tensor | np.ndarray,
-    spacing: Sequence[float] | None,
-    policy: EmptyCasePolicy,
     monai_fn: Callable[[Tensor, Tensor, list[float]], Tensor],
+    *,
+    spacing: Sequence[float] | None,
+    policy: EmptyCasePolicy | None = None,
 ) -> Tensor:
+    policy = policy or EmptyCasePolicy()
     pred_t = torch.as_tensor(pred).detach().cpu()  # MONAI's distance transforms run through scipy on CPU
     ref_t = torch.as_tensor(ref).detach().cpu()
     if pred_t.shape != ref_t.shape:
@@ -84,13 +94,7 @@ def _surface_metric(
     return out
 
 
-def hd95(
-    pred: Tensor | np.ndarray,
-    ref: Tensor | np.ndarray,
-    *,
-    spacing: Sequence[float] | None,
-    policy: EmptyCasePolicy | None = None,
-) -> Tensor:
+def hd95(pred: Tensor | np.ndarray, ref: Tensor | np.ndarray, **options: Unpack[SurfaceOptions]) -> Tensor:
     """95th-percentile symmetric Hausdorff distance in mm per case and class (MONAI), empty cases by policy.
 
     ``spacing`` is one value per spatial axis, in the array's axis order (None: 1 mm, i.e. voxels).
@@ -98,27 +102,21 @@ def hd95(
     Shape:
         pred, ref: (B, K, H, W) or (B, K, X, Y, Z), bool or 0/1. Returns (B, K) float64.
     """
-    policy = policy or EmptyCasePolicy()
     return _surface_metric(
-        pred, ref, spacing, policy,
+        pred, ref,
         lambda p, r, sp: compute_hausdorff_distance(p, r, include_background=True, percentile=95, spacing=sp),
+        **options,
     )
 
 
-def assd(
-    pred: Tensor | np.ndarray,
-    ref: Tensor | np.ndarray,
-    *,
-    spacing: Sequence[float] | None,
-    policy: EmptyCasePolicy | None = None,
-) -> Tensor:
+def assd(pred: Tensor | np.ndarray, ref: Tensor | np.ndarray, **options: Unpack[SurfaceOptions]) -> Tensor:
     """Average symmetric surface distance in mm per case and class (MONAI), same empty-case rules as ``hd95``.
 
     Shape:
         pred, ref: (B, K, H, W) or (B, K, X, Y, Z), bool or 0/1. Returns (B, K) float64.
     """
-    policy = policy or EmptyCasePolicy()
     return _surface_metric(
-        pred, ref, spacing, policy,
+        pred, ref,
         lambda p, r, sp: compute_average_surface_distance(p, r, include_background=True, symmetric=True, spacing=sp),
+        **options,
     )

@@ -92,6 +92,128 @@ def _nanmean(values: list[float]) -> float | None:
     return float(np.mean(finite)) if finite else None
 
 
+def _checked_case(raw: CaseToScore | Sequence[Any], names: set[str]) -> tuple[CaseToScore, list[float]]:
+    """The case with its shapes, spacing and statuses checked; the spacing as floats."""
+    case = _as_case(raw)
+    pred, ref = np.asarray(case.pred), np.asarray(case.ref)
+    if pred.shape != ref.shape:
+        raise WeaksegError(f"case {case.case_id}: prediction shape {pred.shape} differs from reference "
+                           f"shape {ref.shape}; predictions must be on the reference grid")
+    if pred.ndim not in (2, 3):
+        raise WeaksegError(f"case {case.case_id}: label maps must be 2D or 3D, got shape {pred.shape}")
+    spacing = [float(s) for s in case.spacing]
+    if len(spacing) != pred.ndim:
+        raise WeaksegError(f"case {case.case_id}: spacing {spacing} needs one value per axis of {pred.shape}")
+    for name, st in (case.statuses or {}).items():
+        if name not in names:
+            raise WeaksegError(f"case {case.case_id}: status given for unknown class {name!r}; "
+                               f"classes: {sorted(names)}")
+        if st not in STATUSES:
+            raise WeaksegError(f"case {case.case_id}: class {name!r} has unknown status {st!r}; "
+                               f"use one of {', '.join(STATUSES)}")
+    return case, spacing
+
+
+def _outcome(n_ref: int, n_pred: int) -> str:
+    return ("scored" if n_pred else "missed") if n_ref else ("false_alarm" if n_pred else "both_empty")
+
+
+def _score_class(case_id: str, c: _Class, p: np.ndarray, r: np.ndarray, valid_c: np.ndarray, st: str,
+                 spacing: list[float], policy: EmptyCasePolicy, compute_assd: bool) -> dict[str, Any]:
+    """One class's metric entry: counts from the boolean maps ``p`` and ``r``, then Dice, IoU, HD95 (ASSD)."""
+    n_pred = int(np.count_nonzero(p))
+    if st == "absent" and r.any():
+        raise WeaksegError(f"case {case_id}: class {c.name!r} has status 'absent' but its reference "
+                           f"holds {int(r.sum())} voxels of it; fix the status or the label map")
+    tp = int(np.count_nonzero(p & r))
+    fp = n_pred - tp
+    n_ref = int(np.count_nonzero(r))
+    fn = n_ref - tp
+    tn = int(np.count_nonzero(valid_c)) - tp - fp - fn
+    t = [torch.tensor([[v]]) for v in (tp, fp, fn)]  # (1, 1) each
+    dice = float(dice_from_counts(*t, both_empty=policy.dice_both_empty)[0, 0])
+    iou = float(iou_from_counts(*t, both_empty=policy.dice_both_empty)[0, 0])
+    pt, rt = torch.from_numpy(p)[None, None], torch.from_numpy(r)[None, None]  # (1, 1, *S)
+    hd = float(hd95(pt, rt, spacing=spacing, policy=policy)[0, 0])
+    entry: dict[str, Any] = {"Dice": dice, "IoU": iou, "TP": tp, "FP": fp, "FN": fn, "TN": tn,
+                             "n_ref": n_ref, "n_pred": n_pred, "HD95": hd}
+    if compute_assd:
+        entry["ASSD"] = float(assd(pt, rt, spacing=spacing, policy=policy)[0, 0])
+    entry["status"] = st
+    entry["outcome"] = _outcome(n_ref, n_pred)
+    return entry
+
+
+def _not_scored(st: str, n_pred: int, compute_assd: bool) -> dict[str, Any]:
+    """The entry of a class whose reference is unknown (status ``unknown`` or ``present``)."""
+    return {"Dice": None, "IoU": None, **dict.fromkeys(COUNT_KEYS), "n_pred": n_pred,
+            "HD95": None, **({"ASSD": None} if compute_assd else {}), "status": st, "outcome": "not_scored"}
+
+
+_COUNT_NAMES = ("cases", "scored", "hd95_scored", "ref_empty", "missed", "false_alarm", "both_empty", "not_scored")
+
+
+def _count(k: dict[str, int], entry: dict[str, Any]) -> None:
+    """Add one case's entry of a class to that class's counts."""
+    k["cases"] += 1
+    outcome = entry["outcome"]
+    if outcome == "not_scored":
+        k["not_scored"] += 1
+        return
+    k["scored"] += int(not np.isnan(entry["Dice"]))
+    k["hd95_scored"] += int(not np.isnan(entry["HD95"]))
+    k["ref_empty"] += int(entry["n_ref"] == 0)
+    k["missed"] += int(outcome == "missed")
+    k["false_alarm"] += int(outcome == "false_alarm")
+    k["both_empty"] += int(outcome == "both_empty")
+
+
+def _score_case(case: CaseToScore, spacing: list[float], classes: list[_Class], ignore: int | None,
+                policy: EmptyCasePolicy, compute_assd: bool) -> tuple[dict[str, Any], float | None]:
+    """The case's ``metric_per_case`` row and, for a known-empty (healthy) case, its predicted foreground
+    fraction (else None)."""
+    pred, ref = np.asarray(case.pred), np.asarray(case.ref)
+    statuses = dict(case.statuses or {})
+    valid = np.ones(ref.shape, dtype=bool) if ignore is None else ref != ignore
+    metrics: dict[str, dict[str, Any]] = {}
+    known_empty = True  # every class annotated (mask/absent) and empty in the reference
+    any_fg = np.zeros(ref.shape, dtype=bool)
+    any_valid = np.zeros(ref.shape, dtype=bool)
+    for c in classes:
+        st = statuses.get(c.name, "mask")
+        # 'absent' says every voxel is negative for the class: the status, not the file, is authoritative,
+        # so the file's ignore voxels (nnU-Net fills unannotated maps with them) do not apply.
+        valid_c = np.ones(ref.shape, dtype=bool) if st == "absent" else valid
+        p = np.isin(pred, c.values) & valid_c
+        any_fg |= p
+        any_valid |= valid_c
+        if st in ("unknown", "present"):
+            known_empty = False
+            metrics[c.key] = _not_scored(st, int(np.count_nonzero(p)), compute_assd)
+            continue
+        metrics[c.key] = _score_class(case.case_id, c, p, np.isin(ref, c.values) & valid_c, valid_c, st,
+                                      spacing, policy, compute_assd)
+        known_empty &= metrics[c.key]["n_ref"] == 0
+    row = {"case_id": case.case_id, "reference_file": case.reference_file, "prediction_file": case.prediction_file,
+           "shape": list(ref.shape), "spacing": spacing, "diagonal_mm": volume_diagonal_mm(ref.shape, spacing),
+           "metrics": metrics}
+    healthy_area = np.count_nonzero(any_fg) / max(int(np.count_nonzero(any_valid)), 1) if known_empty else None
+    return row, healthy_area
+
+
+def _means(per_case: list[dict[str, Any]], classes: list[_Class],
+           metric_keys: list[str]) -> tuple[dict[str, dict[str, float | None]], dict[str, float | None]]:
+    """Per-class means over the scored cases, and their mean over the classes (nnU-Net's foreground mean)."""
+    mean: dict[str, dict[str, float | None]] = {}
+    for c in classes:
+        rows = [pc["metrics"][c.key] for pc in per_case if pc["metrics"][c.key]["outcome"] != "not_scored"]
+        mean[c.key] = {m: _nanmean([r[m] for r in rows]) for m in metric_keys}
+    # nnU-Net averages the per-class means; a class with no scored case (mean None) is left out here.
+    foreground_mean = {m: _nanmean([mean[c.key][m] for c in classes if mean[c.key][m] is not None])
+                       for m in metric_keys}
+    return mean, foreground_mean
+
+
 def score_cases(
     cases: Iterable[CaseToScore | Sequence[Any]],
     *,
@@ -115,105 +237,18 @@ def score_cases(
     classes, ignore = _parse_labels(labels)
     names = {c.name for c in classes}
     per_case: list[dict[str, Any]] = []
-    counts = {c.key: dict.fromkeys(("cases", "scored", "hd95_scored", "ref_empty", "missed", "false_alarm",
-                                    "both_empty", "not_scored"), 0) for c in classes}
-    healthy_fp: list[bool] = []
-    healthy_area: list[float] = []
-
+    counts = {c.key: dict.fromkeys(_COUNT_NAMES, 0) for c in classes}
+    healthy_area: list[float] = []     # predicted foreground fraction of each known-empty case
     for raw in cases:
-        case = _as_case(raw)
-        pred, ref = np.asarray(case.pred), np.asarray(case.ref)
-        if pred.shape != ref.shape:
-            raise WeaksegError(f"case {case.case_id}: prediction shape {pred.shape} differs from reference "
-                               f"shape {ref.shape}; predictions must be on the reference grid")
-        if pred.ndim not in (2, 3):
-            raise WeaksegError(f"case {case.case_id}: label maps must be 2D or 3D, got shape {pred.shape}")
-        spacing = [float(s) for s in case.spacing]
-        if len(spacing) != pred.ndim:
-            raise WeaksegError(f"case {case.case_id}: spacing {spacing} needs one value per axis of {pred.shape}")
-        statuses = dict(case.statuses or {})
-        for name, st in statuses.items():
-            if name not in names:
-                raise WeaksegError(f"case {case.case_id}: status given for unknown class {name!r}; "
-                                   f"classes: {sorted(names)}")
-            if st not in STATUSES:
-                raise WeaksegError(f"case {case.case_id}: class {name!r} has unknown status {st!r}; "
-                                   f"use one of {', '.join(STATUSES)}")
-        valid = np.ones(ref.shape, dtype=bool) if ignore is None else ref != ignore
-        diagonal = volume_diagonal_mm(ref.shape, spacing)
-        metrics: dict[str, dict[str, Any]] = {}
-        known_empty = True  # every class annotated (mask/absent) and empty in the reference
-        any_fg = np.zeros(ref.shape, dtype=bool)
-        any_valid = np.zeros(ref.shape, dtype=bool)
+        case, spacing = _checked_case(raw, names)
+        row, area = _score_case(case, spacing, classes, ignore, policy, compute_assd)
         for c in classes:
-            st = statuses.get(c.name, "mask")
-            # 'absent' says every voxel is negative for the class: the status, not the file, is authoritative,
-            # so the file's ignore voxels (nnU-Net fills unannotated maps with them) do not apply.
-            valid_c = np.ones(ref.shape, dtype=bool) if st == "absent" else valid
-            p = np.isin(pred, c.values) & valid_c
-            any_fg |= p
-            any_valid |= valid_c
-            n_pred = int(np.count_nonzero(p))
-            counts[c.key]["cases"] += 1
-            if st in ("unknown", "present"):
-                known_empty = False
-                counts[c.key]["not_scored"] += 1
-                metrics[c.key] = {"Dice": None, "IoU": None, **dict.fromkeys(COUNT_KEYS), "n_pred": n_pred,
-                                  "HD95": None, **({"ASSD": None} if compute_assd else {}),
-                                  "status": st, "outcome": "not_scored"}
-                continue
-            r = np.isin(ref, c.values) & valid_c
-            if st == "absent" and r.any():
-                raise WeaksegError(f"case {case.case_id}: class {c.name!r} has status 'absent' but its reference "
-                                   f"holds {int(r.sum())} voxels of it; fix the status or the label map")
-            tp = int(np.count_nonzero(p & r))
-            fp = n_pred - tp
-            n_ref = int(np.count_nonzero(r))
-            fn = n_ref - tp
-            tn = int(np.count_nonzero(valid_c)) - tp - fp - fn
-            t = [torch.tensor([[v]]) for v in (tp, fp, fn)]  # (1, 1) each
-            dice = float(dice_from_counts(*t, both_empty=policy.dice_both_empty)[0, 0])
-            iou = float(iou_from_counts(*t, both_empty=policy.dice_both_empty)[0, 0])
-            pt, rt = torch.from_numpy(p)[None, None], torch.from_numpy(r)[None, None]  # (1, 1, *S)
-            hd = float(hd95(pt, rt, spacing=spacing, policy=policy)[0, 0])
-            entry: dict[str, Any] = {"Dice": dice, "IoU": iou, "TP": tp, "FP": fp, "FN": fn, "TN": tn,
-                                     "n_ref": n_ref, "n_pred": n_pred, "HD95": hd}
-            if compute_assd:
-                entry["ASSD"] = float(assd(pt, rt, spacing=spacing, policy=policy)[0, 0])
-            outcome = ("scored" if n_pred else "missed") if n_ref else ("false_alarm" if n_pred else "both_empty")
-            entry["status"] = st
-            entry["outcome"] = outcome
-            metrics[c.key] = entry
-            k = counts[c.key]
-            k["scored"] += int(not np.isnan(dice))
-            k["hd95_scored"] += int(not np.isnan(hd))
-            k["ref_empty"] += int(n_ref == 0)
-            k["missed"] += int(outcome == "missed")
-            k["false_alarm"] += int(outcome == "false_alarm")
-            k["both_empty"] += int(outcome == "both_empty")
-            known_empty &= n_ref == 0
-        if known_empty:
-            n_fg = int(np.count_nonzero(any_fg))
-            healthy_fp.append(n_fg > 0)
-            healthy_area.append(n_fg / max(int(np.count_nonzero(any_valid)), 1))
-        per_case.append({
-            "case_id": case.case_id,
-            "reference_file": case.reference_file,
-            "prediction_file": case.prediction_file,
-            "shape": list(ref.shape),
-            "spacing": spacing,
-            "diagonal_mm": diagonal,
-            "metrics": metrics,
-        })
-
+            _count(counts[c.key], row["metrics"][c.key])
+        if area is not None:
+            healthy_area.append(area)
+        per_case.append(row)
     metric_keys = ["Dice", "IoU", "HD95"] + (["ASSD"] if compute_assd else []) + list(COUNT_KEYS)
-    mean: dict[str, dict[str, float | None]] = {}
-    for c in classes:
-        rows = [pc["metrics"][c.key] for pc in per_case if pc["metrics"][c.key]["outcome"] != "not_scored"]
-        mean[c.key] = {m: _nanmean([r[m] for r in rows]) for m in metric_keys}
-    # nnU-Net averages the per-class means; a class with no scored case (mean None) is left out here.
-    foreground_mean = {m: _nanmean([mean[c.key][m] for c in classes if mean[c.key][m] is not None])
-                       for m in metric_keys}
+    mean, foreground_mean = _means(per_case, classes, metric_keys)
     return {
         "metric_per_case": per_case,
         "mean": mean,
@@ -224,8 +259,8 @@ def score_cases(
             "labels": {c.key: c.name for c in classes},
             "counts": counts,
             "image_level": {
-                "n_healthy": len(healthy_fp),
-                "healthy_fp_rate": float(np.mean(healthy_fp)) if healthy_fp else None,
+                "n_healthy": len(healthy_area),
+                "healthy_fp_rate": float(np.mean([a > 0 for a in healthy_area])) if healthy_area else None,
                 "healthy_fp_area": float(np.mean(healthy_area)) if healthy_area else None,
             },
         },

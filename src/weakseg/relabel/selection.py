@@ -15,25 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
+from typing import Any, get_args
 
 import torch
 from torch import Tensor
 
+from weakseg.config.choices import CandidateSet, InitName, RankScope, ScoreName, choice_problems
 from weakseg.data.status import PRESENT, apply_pseudo_labels, is_missing
 from weakseg.errors import WeaksegError
-
-ScoreName = Literal["prob", "mc_std", "confidence"]
-CandidateSet = Literal["predicted_positive", "predicted_label", "all_ignored"]
-RankScope = Literal["image", "volume", "global"]
-InitName = Literal["continue", "smile", "scratch"]
-
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "score": ("prob", "mc_std", "confidence"),
-    "candidate_set": ("predicted_positive", "predicted_label", "all_ignored"),
-    "rank_scope": ("image", "volume", "global"),
-    "init": ("continue", "smile", "scratch"),
-}
 
 
 def _is_number(value: Any) -> bool:
@@ -71,9 +60,8 @@ class SmilerOptions:
             raise WeaksegError(f"smiler.gamma_max must be a number in (0, 1], got {self.gamma_max!r}")
         if not (_is_number(self.tau) and 0.0 <= self.tau < 1.0):
             raise WeaksegError(f"smiler.tau must be a number in [0, 1), got {self.tau!r}")
-        for key, valid in _CHOICES.items():
-            if getattr(self, key) not in valid:
-                raise WeaksegError(f"smiler.{key} must be one of {', '.join(valid)}, got {getattr(self, key)!r}")
+        for problem in choice_problems(self, "smiler."):   # the Literal fields: score, candidate_set, ...
+            raise WeaksegError(problem)
         if self.round_steps is not None and not (isinstance(self.round_steps, int) and self.round_steps >= 1):
             raise WeaksegError(f"smiler.round_steps must be null or an integer >= 1, got {self.round_steps!r}")
         if not (isinstance(self.mc_samples, int) and self.mc_samples >= 2):
@@ -180,9 +168,9 @@ def select_pseudo_labels(
     if score != "prob" and (key is None or key.shape != prob.shape):
         raise ValueError(f"score={score!r} needs a {'std' if score == 'mc_std' else 'confidence'} tensor shaped "
                          f"like prob {tuple(prob.shape)}")
-    if candidate_set not in _CHOICES["candidate_set"]:
-        raise ValueError(f"candidate_set must be one of {', '.join(_CHOICES['candidate_set'])}, got {candidate_set!r}")
-    if rank_scope not in _CHOICES["rank_scope"]:
+    if candidate_set not in get_args(CandidateSet):
+        raise ValueError(f"candidate_set must be one of {', '.join(get_args(CandidateSet))}, got {candidate_set!r}")
+    if rank_scope not in get_args(RankScope):
         raise ValueError(f"rank_scope must be image, volume or global, got {rank_scope!r}")
 
     n, k = prob.shape[:2]

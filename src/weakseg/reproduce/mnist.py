@@ -17,7 +17,7 @@ from typing import Any
 from weakseg.reproduce.runner import RunSpec, load_results, mean_std
 
 PRESETS = ("mnist48_simple", "mnist48_hard", "mnist128")
-# The issue-20 presets (paper protocol within the digit source: 59,500 canvases, 1% of them labelled; calibrated
+# The v2 presets (paper protocol within the digit source: 59,500 canvases, 1% of them labelled; calibrated
 # clutter) and their all-digits twins. Each trains with the method configs of the design preset it derives from
 # (data.preset overridden).
 PRESETS_V2 = ("mnist48_simple_v2", "mnist48_hard_v2", "mnist128_v2")
@@ -47,7 +47,7 @@ PUBLISHED_R3 = {
 
 # Scales. quick: reduced width (every channel / 4, genseg.md §16 CPU preset) on the design presets (40
 # labelled source digits of the embedded 4,000), so the whole table fits in hours of a 2-core CPU.
-# medium (issue 20): the paper's protocol within the embedded digits (the *_v2 presets: 59,500 training
+# medium: the paper's protocol within the embedded digits (the *_v2 presets: 59,500 training
 # canvases, 595 labelled) at the quick width, about an hour per GenSeg run on one CPU thread; its step budget
 # comes from the learning curves (docs/mnist.md). full: the published widths and batch 20 + 20, for a GPU.
 SCALES: dict[str, dict[str, Any]] = {
@@ -172,7 +172,7 @@ def data_counts(results_dir: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------- claims
-# What each scale's table must show (issue 20 for medium). metric: the summary metric compared; min_value: an
+# What each scale's table must show (medium: GenSeg ahead of the baselines on the v2 presets). metric: the summary metric compared; min_value: an
 # absolute floor for GenSeg; margin: GenSeg minus that baseline at least this; ahead_of: GenSeg's mean strictly
 # above these baselines (those not run are listed, not assumed); at_least: GenSeg's mean >= these.
 CLAIMS: dict[str, dict[str, dict[str, Any]]] = {

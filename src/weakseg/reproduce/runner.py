@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from weakseg.config import load_config, to_dict
+from weakseg.config.io import current_key
 from weakseg.metrics.jsonio import atomic_write_json
 from weakseg.reproduce.provenance import provenance
 
@@ -140,9 +141,14 @@ SPEED_SWITCHES = ("train.compile", "train.compile_mode", "train.compile_backend"
 
 def _recipe(overrides: Sequence[str]) -> list[str]:
     """Overrides without the machine-specific ones (values that are absolute paths: data roots, overlays) and
-    without speed switches."""
-    return [o for o in overrides
-            if not o.partition("=")[2].startswith("/") and o.partition("=")[0].strip() not in SPEED_SWITCHES]
+    without speed switches, their keys spelled as today (results stored ``train.labelled_pool``)."""
+    out = []
+    for o in overrides:
+        key, _, value = o.partition("=")
+        key = key.strip()
+        if not value.startswith("/") and key not in SPEED_SWITCHES:
+            out.append(o if current_key(key) == key else f"{current_key(key)}={value}")
+    return out
 
 
 def _same_recipe(stored: dict[str, Any], spec: RunSpec) -> bool:

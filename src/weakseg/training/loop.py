@@ -25,7 +25,8 @@ from typing import Any
 
 import torch
 
-from weakseg.config.io import diff_configs, dump_yaml, to_dict, upgrade_stored_config
+from weakseg.config.choices import choice_problems
+from weakseg.config.io import ConfigProblems, diff_configs, dump_yaml, to_dict, upgrade_stored_config
 from weakseg.config.schema import Config
 from weakseg.data.augment import build_augment
 from weakseg.data.batch import Batch
@@ -93,7 +94,7 @@ def build_streams(cfg: Config, data: DataBundle, method: Method, world: World | 
                 raise WeaksegError(f"train.min_labeled_per_batch={m} must divide by the {world.world_size} processes "
                                    "(each takes its share of the labelled images too); use a multiple of "
                                    f"{world.world_size}")
-            pool_m = cfg.train.labelled_pool
+            pool_m = cfg.train.labeled_pool
             lab = pool_indices(train, pool_m, class_index=cfg.data.class_index)
             streams[name] = MixedStream(BatchStream(train, lab, m, seed=seed + 500, name=pool_m, **shard),
                                         BatchStream(train, idx, cfg.train.batch_size - m, seed=seed, name=name,
@@ -101,15 +102,6 @@ def build_streams(cfg: Config, data: DataBundle, method: Method, world: World | 
         else:
             streams[name] = BatchStream(train, idx, cfg.train.batch_size, seed=seed, name=name, **shard)
     return streams
-
-
-def check_speed_options(cfg: Config) -> None:
-    t = cfg.train
-    if t.compile_mode not in ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"):
-        raise WeaksegError(f"train.compile_mode must be default, reduce-overhead, max-autotune or "
-                           f"max-autotune-no-cudagraphs, got {t.compile_mode!r}")
-    if cfg.data.on_device not in ("auto", "always", "never"):
-        raise WeaksegError(f"data.on_device must be auto, always or never, got {cfg.data.on_device!r}")
 
 
 def _nbytes(split: TensorSampleSet) -> int:
@@ -312,7 +304,8 @@ def fit(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: boo
     writes ``run_dir``.
     """
     paths = RunPaths(Path(run_dir))
-    check_speed_options(cfg)
+    if problems := choice_problems(cfg):          # a config built in code skipped load_config's checks
+        raise ConfigProblems(problems)
     world, device = distributed.init_distributed(resolve_device(cfg.train.device))
     try:
         return _fit(cfg, paths, world, device, resume=resume, progress=progress, history=history, data=data)

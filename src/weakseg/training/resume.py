@@ -125,11 +125,3 @@ def append_history(run_dir: str | os.PathLike[str], record: Mapping[str, Any]) -
         f.write(line + "\n")
         f.flush()
         os.fsync(f.fileno())
-
-
-def read_history(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every record of ``RUN/config_history.jsonl``, oldest first (empty when the run predates it)."""
-    path = Path(run_dir) / HISTORY_FILE
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
