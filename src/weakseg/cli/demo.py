@@ -1,4 +1,6 @@
-"""``weakseg demo``: the main job on the embedded MNIST digits, end to end, on a CPU in minutes.
+"""train and evaluate on the embedded cluttered-MNIST digits (about 10 min)
+
+``weakseg demo``: the main job on the embedded MNIST digits, end to end, on a CPU in minutes.
 
 Before training it prints an estimate from the measured figures in ``results/bench_demo.json``; training
 shows a bar on a terminal and progress lines (steps/s, ETA) in a log file; an interrupted demo resumes
@@ -33,21 +35,19 @@ READINGS = (
     ("FP area", "mean share of a healthy image's pixels predicted: how much is falsely painted (0.02 = 2%)"),
 )
 
+DESCRIPTION = ("Train seg-only, the AE baseline and GenSeg briefly on mnist48_simple (embedded 5,000 MNIST "
+               "digits, 1% labelled, one labelled image per batch), evaluate on the test split, print a table "
+               "and write pictures. Prints an estimate first (from results/bench_demo.json) and progress lines "
+               "with steps/s and ETA. A finished run in --out is reused; an interrupted one resumes when the "
+               "same command (or `make demo`) runs again.")
 
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("demo", help="train and evaluate on the embedded cluttered-MNIST digits (about 10 min)",
-                       description="Train seg-only, the AE baseline and GenSeg briefly on mnist48_simple (embedded "
-                                   "5,000 MNIST digits, 1% labelled, one labelled image per batch), evaluate on the "
-                                   "test split, print a table and write pictures. Prints an estimate first (from "
-                                   "results/bench_demo.json) and progress lines with steps/s and ETA. A finished "
-                                   "run in --out is reused; an interrupted one resumes when the same command (or "
-                                   "`make demo`) runs again.")
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=DEMO_OUT, help="folder for the demo runs (one folder per method)")
     p.add_argument("--steps", type=int, default=DEMO_STEPS, help="training steps per method")
     p.add_argument("--methods", nargs="+", default=list(DEMO_METHODS), help="methods to compare")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra config override for every method")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

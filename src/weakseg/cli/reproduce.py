@@ -1,4 +1,8 @@
-"""``weakseg reproduce mnist|...``: paper tables, incremental and resumable."""
+"""reproduce a published table (incremental, resumable)
+
+Train every (preset, method, seed) of a table that has no stored result yet, evaluate it on the test split,
+and rebuild the table from all stored results (missing cells are marked).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,10 @@ from typing import Any
 
 from weakseg.errors import WeaksegError
 
+# ``weakseg reproduce mnist|organs``: paper tables, incremental and resumable.
 
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("reproduce", help="reproduce a published table (incremental, resumable)",
-                       description="Train every (preset, method, seed) of a table that has no stored result "
-                                   "yet, evaluate it on the test split, and rebuild the table from all stored "
-                                   "results (missing cells are marked).")
-    which = p.add_subparsers(dest="table", metavar="TABLE")
-    which.required = True
-    m = which.add_parser("mnist", help="cluttered-MNIST table (GenSeg and baselines)")
+
+def add_mnist_arguments(m: argparse.ArgumentParser) -> None:
     from weakseg.reproduce.mnist import ALL_PRESETS, METHODS, SCALES
     m.add_argument("--preset", default="quick", choices=sorted(SCALES),
                    help="scale: quick (design presets, reduced width, CPU hours), medium (the *_v2 presets: the "
@@ -29,16 +28,11 @@ def add_parser(sub: Any) -> None:
                    help="data presets to run (default: the scale's own, e.g. mnist48_simple_v2 mnist48_hard_v2 "
                         "for medium)")
     m.add_argument("--methods", nargs="+", default=None, choices=METHODS, help="default: the scale's own")
-    m.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra override for every run (recorded in each result)")
-    m.add_argument("--redo", action="store_true", help="retrain runs that already have a result")
-    m.add_argument("--runs-root", type=Path, default=Path("runs/reproduce"), help="training folders")
-    m.add_argument("--results", type=Path, default=Path("results"), help="where results are written")
-    m.add_argument("--table-only", action="store_true", help="only rebuild the table from stored results")
-    m.set_defaults(run=run_mnist)
+    _add_grid_arguments(m, runs_root_help="training folders")
 
+
+def add_organs_arguments(o: argparse.ArgumentParser) -> None:
     from weakseg.reproduce import organs
-    o = which.add_parser("organs", help="missing organ annotations: SMILE, SMILEr and baselines on the phantom")
     o.add_argument("--preset", default="quick", choices=sorted(organs.SCALES),
                    help="quick (the original grid: phantom v1, one-map head), quick2 (issue 21: phantom v2, "
                         "the wide head, marginal + exclusion, both oracles; CPU hours) or full (32x128x128, GPU)")
@@ -47,13 +41,17 @@ def add_parser(sub: Any) -> None:
                    help="missing-annotation rates alpha to run")
     o.add_argument("--methods", nargs="+", default=None, choices=organs.METHODS,
                    help="methods to train (default: the scale's grid)")
-    o.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+    _add_grid_arguments(o, runs_root_help="training folders and data")
+
+
+def _add_grid_arguments(p: argparse.ArgumentParser, *, runs_root_help: str) -> None:
+    """The options every table shares: extra overrides, redo, where runs and results go, table only."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra override for every run (recorded in each result)")
-    o.add_argument("--redo", action="store_true", help="retrain runs that already have a result")
-    o.add_argument("--runs-root", type=Path, default=Path("runs/reproduce"), help="training folders and data")
-    o.add_argument("--results", type=Path, default=Path("results"), help="where results are written")
-    o.add_argument("--table-only", action="store_true", help="only rebuild the table from stored results")
-    o.set_defaults(run=run_organs)
+    p.add_argument("--redo", action="store_true", help="retrain runs that already have a result")
+    p.add_argument("--runs-root", type=Path, default=Path("runs/reproduce"), help=runs_root_help)
+    p.add_argument("--results", type=Path, default=Path("results"), help="where results are written")
+    p.add_argument("--table-only", action="store_true", help="only rebuild the table from stored results")
 
 
 def _evaluate(run_dir: Path, spec: Any) -> dict[str, Any]:
@@ -175,3 +173,11 @@ def run_organs(args: argparse.Namespace) -> int:
     print(table)
     print(f"wrote {args.results / f'{name}.json'} and {args.results / f'{name}.md'}")
     return 0
+
+
+VERBS_METAVAR = "TABLE"
+VERBS = {
+    "mnist": ("cluttered-MNIST table (GenSeg and baselines)", None, add_mnist_arguments, run_mnist),
+    "organs": ("missing organ annotations: SMILE, SMILEr and baselines on the phantom", None,
+               add_organs_arguments, run_organs),
+}

@@ -1,27 +1,24 @@
-"""``weakseg status DATASET``: show, write or edit the label-status block of a dataset.json."""
+"""show or edit the label status (weakseg block) of an nnU-Net raw dataset
+
+Without options: the resolved status counts per class. --set FILE applies (case, class, status) rows (JSON
+{case: {class: status}} or CSV case,class,status; status: mask, present, absent or unknown) to the weakseg
+block of DATASET/dataset.json; --source NAME=CLASSES declares a source (CLASSES comma-separated or 'all'). The
+result is validated before dataset.json is replaced; other keys are kept.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("status", help="show or edit the label status (weakseg block) of an nnU-Net raw dataset",
-                       description="Without options: the resolved status counts per class. --set FILE applies "
-                                   "(case, class, status) rows (JSON {case: {class: status}} or CSV "
-                                   "case,class,status; status: mask, present, absent or unknown) to the weakseg "
-                                   "block of DATASET/dataset.json; --source NAME=CLASSES declares a source "
-                                   "(CLASSES comma-separated or 'all'). The result is validated before "
-                                   "dataset.json is replaced; other keys are kept.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", type=Path, help="an nnU-Net raw dataset folder")
     p.add_argument("--set", dest="set_file", type=Path, default=None, help="JSON or CSV of (case, class, status)")
     p.add_argument("--source", action="append", default=[], metavar="NAME=CLASSES",
                    help="declare a source and its annotated classes, e.g. lits=liver (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="validate and print the block, write nothing")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
