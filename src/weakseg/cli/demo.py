@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from weakseg.cli.show import show_run
+    from weakseg.inference.show import show_run
     from weakseg.config import load_config
     from weakseg.config.io import resolve_config_path
     from weakseg.inference.report import evaluate_run
