@@ -33,7 +33,8 @@ def show_run(run_dir: Path, *, split: str = "test", n: int = 8, which: str = "be
     p_cols, a_cols = method_panels(run.method.segment, run.method.panels, bp.image, bp.mask[:, k:k + 1], ba.image,
                                    threshold=run.cfg.eval.threshold, value_range=run.data.value_range_display)
     out = Path(run_dir) / "pictures"
-    title = f"{run.cfg.method} on {run.cfg.data.preset or run.cfg.data.name} ({split}, {which} @ step {run.checkpoint['step']})"
+    title = (f"{run.cfg.method} on {run.cfg.data.preset or run.cfg.data.name} ({split}, {which} @ step "
+             f"{run.checkpoint['step']})")
     return [render_panels(p_cols, out / f"{split}_P.png", title=title + ": P images (with the object)",
                           legend=MASK_LEGEND),
             render_panels(a_cols, out / f"{split}_A.png", title=title + ": A images (healthy, no object)",
