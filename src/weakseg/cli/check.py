@@ -1,20 +1,19 @@
-"""``weakseg check DATASET``: validate a dataset alone; exit 0 when clean, 2 with every problem listed."""
+"""validate a dataset folder and list every problem
+
+Check a dataset before training or converting it: an nnU-Net raw folder (geometry, label values, label-status
+block, missing files, NaN voxels, classes never annotated), a BraTS folder, a converted BraTS dataset or a
+folder of MNIST IDX files. Exit 0 with a short summary when clean; exit 2 with the full list of problems
+otherwise.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("check", help="validate a dataset folder and list every problem",
-                       description="Check a dataset before training or converting it: an nnU-Net raw folder "
-                                   "(geometry, label values, label-status block, missing files, NaN voxels, "
-                                   "classes never annotated), a BraTS folder, a converted BraTS dataset or a "
-                                   "folder of MNIST IDX files. Exit 0 with a short summary when clean; exit 2 "
-                                   "with the full list of problems otherwise.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", type=Path, help="the dataset folder")
     p.add_argument("--kind", default="auto", choices=["auto", "nnunet", "brats", "brats-converted", "mnist"],
                    help="dataset kind (default: detected from the folder)")
@@ -22,7 +21,6 @@ def add_parser(sub: Any) -> None:
                    help="nnU-Net only: a status overlay JSON (from simulate-missing) to check and apply")
     p.add_argument("--notes", action="store_true", help="also print notes (non-blocking findings)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

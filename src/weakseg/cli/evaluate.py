@@ -1,17 +1,16 @@
-"""``weakseg evaluate RUN_DIR``: score a trained run on a split, write ``RUN_DIR/eval_<split>.json``."""
+"""evaluate a trained run on a split
+
+Evaluate a run's best (or last) checkpoint on a split and write RUN_DIR/eval_<split>.json.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("evaluate", help="evaluate a trained run on a split",
-                       description="Evaluate a run's best (or last) checkpoint on a split and write "
-                                   "RUN_DIR/eval_<split>.json.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="a folder made by weakseg train")
     p.add_argument("--split", default="valid", choices=["train", "valid", "test"], help="split to score")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which checkpoint")
@@ -23,7 +22,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="with --references: output folder (default RUN_DIR/eval_<split>_references)")
     p.add_argument("--overwrite", action="store_true", help="with --references: replace the output folder")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

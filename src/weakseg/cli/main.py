@@ -12,14 +12,17 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from weakseg import __version__
 from weakseg.errors import WeaksegError
 from weakseg.training.signals import TrainingInterrupted
 
-# Each module defines add_parser(subparsers) and run(args) -> int.
+# One module per verb: its docstring's first line is the verb's --help line, the rest (or a DESCRIPTION
+# constant) its description; add_arguments(parser) declares its options and run(args) -> int does the work.
+# A verb with sub-verbs declares VERBS = {name: (help, description, add_arguments, run)} and VERBS_METAVAR
+# instead; build_parser wires both the same way.
 COMMANDS = ("train", "evaluate", "show", "predict", "score", "convert", "export", "check", "simulate-missing",
             "merge", "status", "reproduce", "demo")
 
@@ -50,8 +53,26 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in COMMANDS:
         module = importlib.import_module(f"weakseg.cli.{name.replace('-', '_')}")
-        module.add_parser(sub)
+        first, _, rest = (module.__doc__ or "").strip().partition("\n")
+        description = getattr(module, "DESCRIPTION", rest.strip() or None)
+        verbs = getattr(module, "VERBS", None)
+        if verbs is None:
+            _add_verb(sub, name, first.strip(), description, module.add_arguments, module.run)
+            continue
+        group = sub.add_parser(name, help=first.strip(), description=description)
+        inner = group.add_subparsers(dest=module.VERBS_METAVAR.lower(), metavar=module.VERBS_METAVAR)
+        inner.required = True
+        for verb, (help_line, verb_description, add_arguments, run) in verbs.items():
+            _add_verb(inner, verb, help_line, verb_description, add_arguments, run)
     return parser
+
+
+def _add_verb(sub: Any, name: str, help_line: str, description: str | None,
+              add_arguments: Callable[[argparse.ArgumentParser], None],
+              run: Callable[[argparse.Namespace], int]) -> None:
+    p = sub.add_parser(name, help=help_line, description=description)
+    add_arguments(p)
+    p.set_defaults(run=run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

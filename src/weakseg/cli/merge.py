@@ -1,27 +1,25 @@
-"""``weakseg merge SPEC DST``: several nnU-Net raw datasets -> one, with per-source label status."""
+"""assemble several nnU-Net raw datasets into one partially annotated dataset
+
+Merge nnU-Net raw datasets with different label sets into DST: labels remapped to one canonical list, case ids
+kept (or prefixed), and a dataset.json whose weakseg block records each source's annotated organs (mask; the
+others unknown) plus per-case overrides. SPEC is a JSON with labels, sources (root, remap[, annotated,
+case_prefix]) and optional status (docs/predict.md). Everything is checked before DST is written; DST appears
+complete or not at all.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("merge", help="assemble several nnU-Net raw datasets into one partially annotated dataset",
-                       description="Merge nnU-Net raw datasets with different label sets into DST: labels remapped "
-                                   "to one canonical list, case ids kept (or prefixed), and a dataset.json whose "
-                                   "weakseg block records each source's annotated organs (mask; the others "
-                                   "unknown) plus per-case overrides. SPEC is a JSON with labels, sources "
-                                   "(root, remap[, annotated, case_prefix]) and optional status (docs/predict.md). "
-                                   "Everything is checked before DST is written; DST appears complete or not at all.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", type=Path, help="merge spec JSON")
     p.add_argument("dst", type=Path, help="the merged dataset folder (e.g. nnUNet_raw/Dataset950_Abdomen)")
     p.add_argument("--status", type=Path, default=None,
                    help="per-case overrides applied last: JSON {case: {class: status}} or CSV case,class,status")
     p.add_argument("--link-images", action="store_true", help="symlink image files instead of copying them")
     p.add_argument("--overwrite", action="store_true", help="replace DST when it exists")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,21 +1,19 @@
-"""``weakseg predict RUN_DIR INPUT OUT_DIR``: one NIfTI label map per case, on the input grid."""
+"""predict label maps for BraTS subjects or nnU-Net imagesTs volumes
+
+Run a trained 2D model on volumes: every case is preprocessed exactly as in training (read from the run),
+predicted slice by slice in batches and written as OUT_DIR/<case>.nii.gz (uint8) on the input's grid, with its
+affine and header. BraTS runs: axial hemispheres, 1 = tumour. Organs runs: axial slices after RAS+
+reorientation and the run's HU window, the training dataset's label values (docs/predict.md). Inputs are
+checked before anything is written.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("predict", help="predict label maps for BraTS subjects or nnU-Net imagesTs volumes",
-                       description="Run a trained 2D model on volumes: every case is preprocessed exactly as in "
-                                   "training (read from the run), predicted slice by slice in batches and "
-                                   "written as OUT_DIR/<case>.nii.gz (uint8) on the input's grid, with its affine "
-                                   "and header. BraTS runs: axial hemispheres, 1 = tumour. Organs runs: axial "
-                                   "slices after RAS+ reorientation and the run's HU window, the training "
-                                   "dataset's label values (docs/predict.md). Inputs are checked before anything "
-                                   "is written.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", type=Path, help="a folder made by weakseg train")
     p.add_argument("input", type=Path, help="BraTS folder (HGG/+LGG/ or subject folders) or an nnU-Net imagesTs "
                                             "folder ({case}_{XXXX}.nii.gz; which file is which channel: its "
@@ -43,7 +41,6 @@ def add_parser(sub: Any) -> None:
                    help="keep predictions on voxels where every modality is 0 (default: background)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT_DIR when it exists")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,20 +1,19 @@
-"""``weakseg score PRED_DIR GT_DIR``: per-case Dice and HD95, nnU-Net-style ``summary.json`` plus a CSV."""
+"""score predicted label maps against references (Dice, HD95)
+
+Score every reference NIfTI in GT_DIR against the same-named prediction in PRED_DIR: per case and class Dice,
+IoU, TP/FP/FN, HD95 (mm, MONAI, with the voxel spacing). Empty cases follow an explicit policy (written into
+the JSON): a false alarm or a miss scores Dice 0 and HD95 = the volume diagonal; both empty is excluded and
+counted (or --both-empty one). Healthy cases are scored.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
-from typing import Any
 
 
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("score", help="score predicted label maps against references (Dice, HD95)",
-                       description="Score every reference NIfTI in GT_DIR against the same-named prediction in "
-                                   "PRED_DIR: per case and class Dice, IoU, TP/FP/FN, HD95 (mm, MONAI, with the "
-                                   "voxel spacing). Empty cases follow an explicit policy (written into the JSON): "
-                                   "a false alarm or a miss scores Dice 0 and HD95 = the volume diagonal; both "
-                                   "empty is excluded and counted (or --both-empty one). Healthy cases are scored.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pred_dir", type=Path, help="folder of predicted label maps (NIfTI, e.g. from weakseg predict)")
     p.add_argument("gt_dir", type=Path, help="folder of reference label maps with the same file names")
     p.add_argument("--out", type=Path, default=None, help="summary JSON (default PRED_DIR/summary.json); "
@@ -30,7 +29,6 @@ def add_parser(sub: Any) -> None:
                    help="per-case label status of the references: JSON {case: {class: status}} or CSV "
                         "case,class,status (e.g. labelsTs_status.json of weakseg merge); classes whose status "
                         "is unknown or present are not scored (default: every class is annotated)")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,6 @@
-"""``weakseg simulate-missing SRC DST``: a partially annotated copy of an nnU-Net raw dataset (smile.md §10).
+"""hide a share alpha of the organ annotations of a dataset
+
+``weakseg simulate-missing SRC DST``: a partially annotated copy of an nnU-Net raw dataset (smile.md §10).
 
 The arguments go to ``weakseg.data.simulate.write_partial_dataset`` (what DST holds, links versus
 ``--materialise``, ``--fold``); this module prints the realised simulation and where it was written.
@@ -9,13 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+
+DESCRIPTION = ("Write a partially annotated copy of an nnU-Net raw dataset plus a manifest of what was removed "
+               "(smile.md §10). Test volumes are never touched.")
 
 
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("simulate-missing", help="hide a share alpha of the organ annotations of a dataset",
-                       description="Write a partially annotated copy of an nnU-Net raw dataset plus a manifest of "
-                                   "what was removed (smile.md §10). Test volumes are never touched.")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", type=Path, help="nnU-Net raw dataset folder (dataset.json, imagesTr, labelsTr)")
     p.add_argument("dst", type=Path, help="new folder for the partial dataset")
     p.add_argument("--alpha", type=float, required=True, help="share of annotations to remove per class, 0..1")
@@ -30,7 +31,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--materialise", action="store_true",
                    help="write label copies with the removed organs zeroed (for nnU-Net) instead of links")
     p.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,8 @@
-"""``weakseg train CONFIG``: one run folder per run."""
+"""train a method from a YAML config
+
+Train a method from a YAML config into a run folder (config.yaml, checkpoints/last.pt and best.pt,
+metrics.jsonl, log.txt, tb/).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,7 @@ from pathlib import Path
 from typing import Any
 
 
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("train", help="train a method from a YAML config",
-                       description="Train a method from a YAML config into a run folder (config.yaml, "
-                                   "checkpoints/last.pt and best.pt, metrics.jsonl, log.txt, tb/).")
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", default=None,
                    help="YAML config, e.g. configs/mnist/mnist48_simple_seg_only.yaml (optional with --resume: "
                         "the run folder's stored config continues)")
@@ -24,7 +25,6 @@ def add_parser(sub: Any) -> None:
                    help="continue the run in --out from checkpoints/last.pt with the config stored in the run "
                         "folder (a CONFIG given too is only checked against it)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(run=run)
 
 
 def train_run(cfg: Any, out: Path, *, resume: bool = False, progress: bool | None = None,

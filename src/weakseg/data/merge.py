@@ -465,3 +465,14 @@ def set_statuses(root: str | os.PathLike, updates: Mapping[str, Mapping[str, str
             if tmp.exists():
                 tmp.unlink()
     return block
+
+
+def status_counts(root: str | os.PathLike) -> tuple[int, dict[str, dict[str, int]]]:
+    """The training cases of one dataset and, per class, how many of them have each status (``STATUSES``
+    order), as the ``weakseg`` block of its ``dataset.json`` resolves them."""
+    root = Path(root)
+    ds = read_dataset_json(root)
+    ids = [c.case_id for c in list_cases(root, "train", dataset=ds)]
+    resolved = resolve_statuses(ds.weakseg, ids, ds.class_names, where=f"{root / 'dataset.json'}: weakseg")
+    return len(ids), {cls: {w: sum(r[cls] == w for r in resolved.values()) for w in STATUSES}
+                      for cls in ds.class_names}

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from weakseg.data.datasets import SampleSet
 from weakseg.errors import WeaksegError
+from weakseg.registry import Registry
 
 if TYPE_CHECKING:
     from weakseg.config.schema import Config
@@ -50,24 +51,15 @@ class DataBundle:
         return self.splits[name]
 
 
-_DATASETS: dict[str, Callable[["Config"], DataBundle]] = {}
+def _import_builtin() -> None:
+    # Builders register themselves on import; importing here keeps `weakseg.data` light to import.
+    import weakseg.data.builders  # noqa: F401
 
 
-def register_dataset(name: str) -> Callable[[Callable[["Config"], DataBundle]], Callable[["Config"], DataBundle]]:
-    def wrap(builder: Callable[["Config"], DataBundle]) -> Callable[["Config"], DataBundle]:
-        _DATASETS[name] = builder
-        return builder
-    return wrap
+_DATASETS: Registry[Callable[["Config"], DataBundle]] = Registry("dataset", key="data.name", load=_import_builtin)
+register_dataset = _DATASETS.register
 
 
 def build_data(cfg: "Config") -> DataBundle:
     """The ``DataBundle`` for ``cfg.data.name``; unknown names list the available ones."""
-    _import_builtin()
-    if cfg.data.name not in _DATASETS:
-        raise WeaksegError(f"unknown dataset {cfg.data.name!r} (data.name); available: {', '.join(sorted(_DATASETS))}")
-    return _DATASETS[cfg.data.name](cfg)
-
-
-def _import_builtin() -> None:
-    # Builders register themselves on import; importing here keeps `weakseg.data` light to import.
-    import weakseg.data.builders  # noqa: F401
+    return _DATASETS.lookup(cfg.data.name)(cfg)

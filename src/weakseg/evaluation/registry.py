@@ -8,7 +8,6 @@ package never imports models, losses or metrics.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -16,32 +15,26 @@ import torch
 from weakseg.config.schema import Config
 from weakseg.data.datasets import SampleSet
 from weakseg.data.registry import DataBundle, EvaluateFn, SegmentFn
-from weakseg.errors import WeaksegError
-
-_SCORINGS: dict[str, EvaluateFn] = {}
+from weakseg.registry import Registry
 
 
-def register_scoring(name: str) -> Callable[[EvaluateFn], EvaluateFn]:
-    """Register ``fn(segment, split, cfg, device) -> metrics`` under ``name`` for ``DataBundle.scoring``."""
-    def wrap(fn: EvaluateFn) -> EvaluateFn:
-        _SCORINGS[name] = fn
-        return fn
-    return wrap
+def _import_builtin() -> None:
+    # The built-in scorings register themselves on import; importing here keeps this module light.
+    import weakseg.evaluation.builtin  # noqa: F401
 
 
-def list_scorings() -> list[str]:
-    _import_builtin()
-    return sorted(_SCORINGS)
+_SCORINGS: Registry[EvaluateFn] = Registry("scoring", key="DataBundle.scoring", load=_import_builtin)
+
+# Register ``fn(segment, split, cfg, device) -> metrics`` under a name for ``DataBundle.scoring``.
+register_scoring = _SCORINGS.register
+list_scorings = _SCORINGS.names
 
 
 def scoring_fn(scoring: str | EvaluateFn) -> EvaluateFn:
     """The scoring function a bundle names (or the callable it holds)."""
     if callable(scoring):
         return scoring
-    _import_builtin()
-    if scoring not in _SCORINGS:
-        raise WeaksegError(f"unknown scoring {scoring!r} (DataBundle.scoring); available: {', '.join(sorted(_SCORINGS))}")
-    return _SCORINGS[scoring]
+    return _SCORINGS.lookup(scoring)
 
 
 def evaluate(segment: SegmentFn, bundle: DataBundle, data: SampleSet, cfg: Config,
@@ -56,8 +49,3 @@ def evaluate_volumes(segment: SegmentFn, bundle: DataBundle, data: SampleSet, cf
     if bundle.volume_scoring is None:
         return None
     return scoring_fn(bundle.volume_scoring)(segment, data, cfg, device, **kwargs)
-
-
-def _import_builtin() -> None:
-    # The built-in scorings register themselves on import; importing here keeps this module light.
-    import weakseg.evaluation.builtin  # noqa: F401

@@ -148,7 +148,6 @@ def _load_case(case: InputCase, channels: Sequence[str]) -> tuple[np.ndarray, np
     return np.stack([v.array for v in vols]), vols[0].affine, vols[0].header, None
 
 
-# ----------------------------------------------------------------------------------------------- model
 # ----------------------------------------------------------------------------------------------- driver
 def _brats_preprocessing(cfg: Any, converted: str | os.PathLike | None) -> tuple[Path, dict[str, Any]]:
     from weakseg.data.brats.dataset import read_index   # noqa: PLC0415
@@ -162,6 +161,23 @@ def _brats_preprocessing(cfg: Any, converted: str | os.PathLike | None) -> tuple
                            f"index.json; its preprocessing options are needed: pass --converted DST of "
                            f"`weakseg convert brats`")
     return root, read_index(root)
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """What every volume prediction is asked (the arguments of ``predict_folder`` both run kinds share)."""
+
+    run_dir: str | os.PathLike
+    input_dir: str | os.PathLike
+    out_dir: Path
+    checkpoint: str = "best"
+    tta: bool = False
+    probabilities: bool = False
+    batch_size: int | None = None
+    device: str = "auto"
+    overwrite: bool = False
+    progress: bool | None = None
+    channels: Sequence[str] | None = None
 
 
 def predict_folder(
@@ -201,18 +217,13 @@ def predict_folder(
     Returns a report (also written to ``out_dir/predict_report.json``).
     """
     from weakseg.config.io import config_from_dict, upgrade_stored_config   # noqa: PLC0415
-    from weakseg.data.registry import DataBundle   # noqa: PLC0415
-    from weakseg.inference.load import load_run, read_run_checkpoint   # noqa: PLC0415
+    from weakseg.inference.load import read_run_checkpoint   # noqa: PLC0415
 
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
-    if checkpoint not in ("best", "last"):
-        raise WeaksegError(f"--checkpoint {checkpoint!r}: use best or last")
-    if batch_size is not None and batch_size < 1:
-        raise WeaksegError(f"--batch-size {batch_size}: give a positive number of slices")
-    if out_dir.exists() and not overwrite:
-        raise WeaksegError(f"{out_dir}: already exists; choose another output folder or pass --overwrite")
-    check_destination(out_dir, verb=f"predict {out_dir}", flag="OUT_DIR")
+    req = PredictRequest(run_dir, input_dir, Path(out_dir), checkpoint=checkpoint, tta=tta,
+                         probabilities=probabilities, batch_size=batch_size, device=device, overwrite=overwrite,
+                         progress=progress, channels=channels)
+    _check_request(req)
     ckpt_file, payload = read_run_checkpoint(run_dir, checkpoint)
     cfg = config_from_dict(upgrade_stored_config(payload["config"]))
     if cfg.data.name == "organs":
@@ -221,14 +232,32 @@ def predict_folder(
         if references or converted is not None:
             raise WeaksegError(f"--{'references' if references else 'converted'} is for BraTS runs; an organs "
                                "run's references are the labelsTs folder (weakseg score OUT_DIR labelsTs)")
-        return predict_organs_folder(run_dir, input_dir, out_dir, checkpoint=checkpoint, tta=tta,
-                                     probabilities=probabilities, batch_size=batch_size, device=device,
-                                     overwrite=overwrite, progress=progress, channels=channels)
+        return predict_organs_folder(req)
+    return _predict_brats_folder(req, cfg, ckpt_file, converted=converted, references=references,
+                                 restrict_to_brain=restrict_to_brain, t0=t0)
+
+
+def _check_request(req: PredictRequest) -> None:
+    """Options and the output folder, checked before any model or volume is read."""
+    if req.checkpoint not in ("best", "last"):
+        raise WeaksegError(f"--checkpoint {req.checkpoint!r}: use best or last")
+    if req.batch_size is not None and req.batch_size < 1:
+        raise WeaksegError(f"--batch-size {req.batch_size}: give a positive number of slices")
+    if req.out_dir.exists() and not req.overwrite:
+        raise WeaksegError(f"{req.out_dir}: already exists; choose another output folder or pass --overwrite")
+    check_destination(req.out_dir, verb=f"predict {req.out_dir}", flag="OUT_DIR")
+
+
+def _predict_brats_folder(req: PredictRequest, cfg: Any, ckpt_file: Path, *, converted: str | os.PathLike | None,
+                          references: bool, restrict_to_brain: bool, t0: float) -> dict[str, Any]:
+    """The BraTS half of ``predict_folder``: cases found and checked, predicted into a temporary folder that
+    replaces ``req.out_dir`` once every case and the report are written."""
+    from weakseg.data.registry import DataBundle   # noqa: PLC0415
+    from weakseg.inference.load import load_run   # noqa: PLC0415
+
     conv_root, index = _brats_preprocessing(cfg, converted)
-    given_channels = channels
     channels = tuple(index["channel_names"])
-    opts = index["options"]
-    kind, cases = find_input_cases(input_dir, channels, with_seg=references, given_channels=given_channels)
+    kind, cases = find_input_cases(req.input_dir, channels, with_seg=references, given_channels=req.channels)
     if references and kind != "brats":
         raise WeaksegError("--references needs BraTS subject folders (their seg files); an nnU-Net imagesTs "
                            "folder has its references in labelsTs")
@@ -236,56 +265,30 @@ def predict_folder(
     # The run's own data are not needed to predict: a bundle from index.json builds the method.
     bundle = DataBundle(splits={}, class_names=tuple(index["class_names"]), in_channels=len(channels),
                         scoring="image_set")
-    run = load_run(run_dir, which=checkpoint, device=device, data=bundle)
-    segment = run.method.segment
-    bs = batch_size or cfg.eval.batch_size
-    window = tuple(int(s) for s in index["slice_shape"])
-    threshold = cfg.eval.threshold
-    region = tuple(index["region_labels"])
+    run = load_run(req.run_dir, which=req.checkpoint, device=req.device, data=bundle)
+    predict = _BratsCasePredictor(
+        segment=run.method.segment, device=run.device, options=index["options"],
+        region=tuple(index["region_labels"]), window=tuple(int(s) for s in index["slice_shape"]),
+        batch_size=req.batch_size or cfg.eval.batch_size, class_index=cfg.data.class_index, tta=req.tta,
+        threshold=cfg.eval.threshold, restrict_to_brain=restrict_to_brain)
 
+    out_dir = req.out_dir
     tmp = out_dir.parent / f"{out_dir.name}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
-    records = []
     try:
         tmp.mkdir(parents=True)
-        for case in _progress(cases, progress):
-            images, affine, header, seg = _load_case(case, channels)
-            blank = brain_problems(images, seg, files=case.images, seg_file=case.seg)   # BraTS: checked already
-            if blank:                # a blank case would be written as all background without a word
-                raise WeaksegError(f"predict {input_dir}: case {case.case_id}: {blank[0]} (nothing written)")
-            prep = prepare_subject(
-                images, np.zeros(images.shape[1:], dtype=np.uint8), affine, region_labels=region,
-                normalization=opts["normalization"], bias_correction=opts["bias_correction"], clip=opts["clip"],
-                brain_threshold=opts["brain_threshold"], tumour_threshold=opts["tumour_threshold"],
-                midline=opts["midline"], flip_x_hi=opts["flip_x_hi"])
-            z, _, c, h, w = prep.images.shape                            # (Z, 2, C, H, W)
-            probs = predict_slices(segment, prep.images.reshape(z * 2, c, h, w), batch_size=bs, device=run.device,
-                                   class_index=cfg.data.class_index, tta=tta, window=window)   # (2Z, H, W)
-            prob_vol = volume_from_slices(probs.reshape(z, 2, h, w), prep.layout, affine)    # (I, J, K)
-            if restrict_to_brain:
-                prob_vol = np.where((images != 0).any(0), prob_vol, 0.0).astype(np.float32)
-            labels = (prob_vol > threshold).astype(np.uint8)
-            save_volume(labels, (affine, header), tmp / f"{case.case_id}.nii.gz", dtype=np.uint8)
-            if probabilities:
-                save_volume(prob_vol, (affine, header), tmp / "probabilities" / f"{case.case_id}.nii.gz",
-                            dtype=np.float32)
-            rec: dict[str, Any] = {"case_id": case.case_id, "input": [str(p) for p in case.images],
-                                   "shape": list(labels.shape), "tumour_voxels": int(labels.sum()),
-                                   "windowed": tuple(prep.layout.slice_shape) != window}
-            if references:
-                ref = np.isin(seg, np.asarray(region)).astype(np.uint8)
-                save_volume(ref, (affine, header), tmp / "references" / f"{case.case_id}.nii.gz", dtype=np.uint8)
-                rec["reference_voxels"] = int(ref.sum())
-            records.append(rec)
+        records = [predict(case, channels, tmp, input_dir=req.input_dir, probabilities=req.probabilities,
+                           references=references)
+                   for case in _progress(cases, req.progress)]
         report = {
-            "weakseg_version": weakseg.__version__, "run_dir": str(Path(run_dir).resolve()),
-            "checkpoint": str(ckpt_file), "input": str(Path(input_dir).resolve()), "input_kind": kind,
-            "converted": str(conv_root.resolve()), "channels": list(channels), "region_labels": list(region),
-            "labels": {"background": 0, index["class_names"][0]: 1}, "threshold": threshold, "tta": tta,
-            "flips": [list(f) for f in FLIPS] if tta else [[]], "restrict_to_brain": restrict_to_brain,
-            "batch_size": bs, "device": str(run.device), "cases": records,
-            "seconds": round(time.perf_counter() - t0, 3),
+            "weakseg_version": weakseg.__version__, "run_dir": str(Path(req.run_dir).resolve()),
+            "checkpoint": str(ckpt_file), "input": str(Path(req.input_dir).resolve()), "input_kind": kind,
+            "converted": str(conv_root.resolve()), "channels": list(channels), "region_labels": list(predict.region),
+            "labels": {"background": 0, index["class_names"][0]: 1}, "threshold": predict.threshold,
+            "tta": req.tta, "flips": [list(f) for f in FLIPS] if req.tta else [[]],
+            "restrict_to_brain": restrict_to_brain, "batch_size": predict.batch_size, "device": str(run.device),
+            "cases": records, "seconds": round(time.perf_counter() - t0, 3),
         }
         (tmp / "predict_report.json").write_text(json.dumps(report, indent=1) + "\n")
         swap_in_folder(tmp, out_dir)
@@ -293,6 +296,56 @@ def predict_folder(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+@dataclass
+class _BratsCasePredictor:
+    """One BraTS case: preprocessed as the converted dataset was, predicted slice by slice, written back on the
+    input grid (labels, optionally probabilities and the reference region)."""
+
+    segment: Any
+    device: Any
+    options: dict[str, Any]                 # the converted dataset's preprocessing options (index.json)
+    region: tuple[int, ...]
+    window: tuple[int, ...]                 # the training slice shape
+    batch_size: int
+    class_index: int
+    tta: bool
+    threshold: float
+    restrict_to_brain: bool
+
+    def __call__(self, case: InputCase, channels: Sequence[str], folder: Path, *, input_dir: str | os.PathLike,
+                 probabilities: bool, references: bool) -> dict[str, Any]:
+        opts = self.options
+        images, affine, header, seg = _load_case(case, channels)
+        blank = brain_problems(images, seg, files=case.images, seg_file=case.seg)   # BraTS: checked already
+        if blank:                # a blank case would be written as all background without a word
+            raise WeaksegError(f"predict {input_dir}: case {case.case_id}: {blank[0]} (nothing written)")
+        prep = prepare_subject(
+            images, np.zeros(images.shape[1:], dtype=np.uint8), affine, region_labels=self.region,
+            normalization=opts["normalization"], bias_correction=opts["bias_correction"], clip=opts["clip"],
+            brain_threshold=opts["brain_threshold"], tumour_threshold=opts["tumour_threshold"],
+            midline=opts["midline"], flip_x_hi=opts["flip_x_hi"])
+        z, _, c, h, w = prep.images.shape                            # (Z, 2, C, H, W)
+        probs = predict_slices(self.segment, prep.images.reshape(z * 2, c, h, w), batch_size=self.batch_size,
+                               device=self.device, class_index=self.class_index, tta=self.tta,
+                               window=self.window)                   # (2Z, H, W)
+        prob_vol = volume_from_slices(probs.reshape(z, 2, h, w), prep.layout, affine)    # (I, J, K)
+        if self.restrict_to_brain:
+            prob_vol = np.where((images != 0).any(0), prob_vol, 0.0).astype(np.float32)
+        labels = (prob_vol > self.threshold).astype(np.uint8)
+        save_volume(labels, (affine, header), folder / f"{case.case_id}.nii.gz", dtype=np.uint8)
+        if probabilities:
+            save_volume(prob_vol, (affine, header), folder / "probabilities" / f"{case.case_id}.nii.gz",
+                        dtype=np.float32)
+        rec: dict[str, Any] = {"case_id": case.case_id, "input": [str(p) for p in case.images],
+                               "shape": list(labels.shape), "tumour_voxels": int(labels.sum()),
+                               "windowed": tuple(prep.layout.slice_shape) != self.window}
+        if references:
+            ref = np.isin(seg, np.asarray(self.region)).astype(np.uint8)
+            save_volume(ref, (affine, header), folder / "references" / f"{case.case_id}.nii.gz", dtype=np.uint8)
+            rec["reference_voxels"] = int(ref.sum())
+        return rec
 
 
 def _progress(items: Sequence[InputCase], on: bool | None):

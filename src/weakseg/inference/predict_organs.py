@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -40,6 +40,9 @@ import weakseg
 from weakseg.errors import WeaksegError
 from weakseg.evaluation.decode import calibrated_sigmoid, decode_label_map, head_kind
 from weakseg.evaluation.slices import FLIPS
+
+if TYPE_CHECKING:
+    from weakseg.inference.predict import PredictRequest
 
 log = logging.getLogger(__name__)
 
@@ -223,52 +226,40 @@ def load_organ_predictor(run_dir: str | os.PathLike, *, checkpoint: str = "best"
 
 
 # ----------------------------------------------------------------------------------------------- driver
-def predict_organs_folder(
-    run_dir: str | os.PathLike,
-    input_dir: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    checkpoint: str = "best",
-    tta: bool = False,
-    probabilities: bool = False,
-    batch_size: int | None = None,
-    device: str = "auto",
-    overwrite: bool = False,
-    progress: bool | None = None,
-    channels: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """Predict every case of an nnU-Net ``imagesTs``-style folder with an organs run.
+def predict_organs_folder(req: PredictRequest) -> dict[str, Any]:
+    """Predict every case of an nnU-Net ``imagesTs``-style folder with an organs run (``predict_folder`` checked
+    ``req`` and sends organs runs here).
 
     Writes ``out_dir/<case>.nii.gz`` (uint8, the training dataset's label values), with ``probabilities``
     ``out_dir/probabilities/<case>.nii.gz`` (float32, (I, J, K, C)), a ``dataset.json`` naming the labels
     (so ``weakseg score`` and nnU-Net tools read them) and ``predict_report.json``.
 
-    Args:
-        channels: what the input files hold, in file order (``--channels``); default: the input's
-            ``dataset.json`` (``weakseg.inference.channels.plan_channels``).
-        progress: a tqdm bar over slices (None: only on a terminal).
+    ``req.channels``: what the input files hold, in file order (``--channels``); default: the input's
+    ``dataset.json`` (``weakseg.inference.channels.plan_channels``). ``req.progress``: a tqdm bar over slices
+    (None: only on a terminal).
     """
     from weakseg.fsutil import build_folder   # noqa: PLC0415
     from weakseg.inference.predict import find_input_cases   # noqa: PLC0415
 
     t0 = time.perf_counter()
-    out_dir, root = Path(out_dir), Path(input_dir)
-    if out_dir.exists() and not overwrite:
+    run_dir, out_dir, root = req.run_dir, req.out_dir, Path(req.input_dir)
+    tta, probabilities = req.tta, req.probabilities
+    if out_dir.exists() and not req.overwrite:
         raise WeaksegError(f"{out_dir}: already exists; choose another output folder or pass --overwrite")
-    predictor, meta = load_organ_predictor(run_dir, checkpoint=checkpoint, device=device, batch_size=batch_size,
-                                           tta=tta)
+    predictor, meta = load_organ_predictor(run_dir, checkpoint=req.checkpoint, device=req.device,
+                                           batch_size=req.batch_size, tta=tta)
     contract = predictor.contract
     if root.is_dir() and not any(p.name.endswith((".nii", ".nii.gz")) for p in root.iterdir()):
         raise WeaksegError(f"{root}: holds no NIfTI file; an organs run predicts an nnU-Net imagesTs folder "
                            "({case}_0000.nii.gz, the CT channel)")
-    _, cases = find_input_cases(root, contract["channel_names"], given_channels=channels)
+    _, cases = find_input_cases(root, contract["channel_names"], given_channels=req.channels)
     if not cases:
         raise WeaksegError(f"{root}: no case found; name files {{case}}_0000.nii.gz")
 
     report: dict[str, Any] = {}
 
     def build(tmp: Path) -> None:
-        records, head = predict_cases(predictor, cases, tmp, probabilities=probabilities, progress=progress)
+        records, head = predict_cases(predictor, cases, tmp, probabilities=probabilities, progress=req.progress)
         labels_json = dict(contract["labels"])
         write_labels_json(tmp, contract, description=f"weakseg predictions of {Path(run_dir).resolve()}")
         report.update({

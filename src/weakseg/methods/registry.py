@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from weakseg.errors import WeaksegError
+from weakseg.registry import Registry
 
 if TYPE_CHECKING:
     from weakseg.config.schema import Config
@@ -78,26 +78,19 @@ class Method:
 
 
 MethodBuilder = Callable[["Config", "DataBundle", torch.device], Method]
-_METHODS: dict[str, MethodBuilder] = {}
 
 
-def register_method(name: str) -> Callable[[MethodBuilder], MethodBuilder]:
-    def wrap(builder: MethodBuilder) -> MethodBuilder:
-        _METHODS[name] = builder
-        return builder
-    return wrap
+def _import_builtin() -> None:
+    import weakseg.methods.builtin  # noqa: F401  (registers the built-in methods)
 
 
-def list_methods() -> list[str]:
-    _import_builtin()
-    return sorted(_METHODS)
+_METHODS: Registry[MethodBuilder] = Registry("method", key="method", load=_import_builtin)
+register_method = _METHODS.register
+list_methods = _METHODS.names
 
 
 def build_method(cfg: "Config", data: "DataBundle", device: torch.device) -> Method:
-    _import_builtin()
-    if cfg.method not in _METHODS:
-        raise WeaksegError(f"unknown method {cfg.method!r} (method); available: {', '.join(sorted(_METHODS))}")
-    return _METHODS[cfg.method](cfg, data, device)
+    return _METHODS.lookup(cfg.method)(cfg, data, device)
 
 
 def adam(params: Any, cfg: "Config", *, lr: float | None = None) -> torch.optim.Adam:
@@ -105,7 +98,3 @@ def adam(params: Any, cfg: "Config", *, lr: float | None = None) -> torch.optim.
     t = cfg.train
     return torch.optim.Adam(params, lr=t.lr if lr is None else lr, betas=tuple(t.betas),
                             weight_decay=t.weight_decay, amsgrad=t.amsgrad)
-
-
-def _import_builtin() -> None:
-    import weakseg.methods.builtin  # noqa: F401  (registers the built-in methods)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from weakseg.models.decoder import Decoder
-from weakseg.models.encoder import BASE_CODE_CHANNELS, Encoder, resolve_depth, scale_channels
+from weakseg.models.encoder import shared_encoder
 from weakseg.models.registry import register_model
 from weakseg.models.segmenter import segmentation_decoder
 
@@ -53,9 +53,9 @@ class AutoEncoderSegmenter(nn.Module):
         head_channels: int | str | None = "auto",
     ) -> None:
         super().__init__()
-        depth = resolve_depth(depth, image_size)
-        code = scale_channels(BASE_CODE_CHANNELS, width, what="code channel count")
-        self.encoder = Encoder(in_channels, depth=depth, code_channels=code, norm=norm_enc, dropout=dropout)
+        self.encoder = shared_encoder(in_channels, depth=depth, image_size=image_size, width=width, norm=norm_enc,
+                                      dropout=dropout)
+        code = self.encoder.channels[-1]
         dec_channels = self.encoder.channels[:-1][::-1]
         self.decoder_rec = Decoder(
             code, in_channels, channels=dec_channels, kernel_size=3, norm=norm_dec, shortcut=True, long_skip="none",

@@ -14,7 +14,8 @@ Layout for ``depth`` up-blocks with channels N/2, ..., N/2**depth:
 The head width. In the reference the classifier reads the out_conv's ``in_channels`` (1 for CT and MNIST)
 maps: for one class that is all it needs, but with K > 1 classes the K logits are ``a_k f(x) + b_k`` of one
 scalar map f, so K independent sigmoids rise and fall together and a class whose positives lie "between"
-the others in f can never be fitted (organ issue 21: SMILE's pancreas Dice was 0 at every fold).
+the others in f can never be fitted (on the organ phantom, SMILE with a one-map head scored pancreas Dice 0
+at every fold).
 ``resolve_head_channels`` turns the ``model.kwargs.head_channels`` option into a width: ``"auto"`` (default)
 keeps the reference's width for one class (so genseg.md §13's parameter counts hold) and uses max(16, K)
 feature maps for K > 1.

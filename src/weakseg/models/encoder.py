@@ -115,3 +115,12 @@ def resolve_depth(depth: int | None, image_size: int | Sequence[int] | None) -> 
     if image_size is not None:
         return depth_for_size(image_size)
     return 4
+
+
+def shared_encoder(in_channels: int, *, depth: int | None, image_size: int | Sequence[int] | None, width: float,
+                   norm: str, dropout: float = 0.0) -> Encoder:
+    """Encoder f as the registered networks build it: ``BASE_CODE_CHANNELS`` scaled by ``width`` (its last
+    entry of ``channels``), as deep as ``depth`` or, unset, as ``image_size`` allows (`resolve_depth`)."""
+    code = scale_channels(BASE_CODE_CHANNELS, width, what="code channel count")
+    return Encoder(in_channels, depth=resolve_depth(depth, image_size), code_channels=code, norm=norm,
+                   dropout=dropout)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from weakseg.models.decoder import Decoder, resolve_head_channels
-from weakseg.models.encoder import BASE_CODE_CHANNELS, Encoder, resolve_depth, scale_channels
+from weakseg.models.encoder import shared_encoder
 from weakseg.models.registry import register_model
 
 
@@ -54,9 +54,9 @@ class SegOnly(nn.Module):
         head_channels: int | str | None = "auto",
     ) -> None:
         super().__init__()
-        depth = resolve_depth(depth, image_size)
-        code = scale_channels(BASE_CODE_CHANNELS, width, what="code channel count")
-        self.encoder = Encoder(in_channels, depth=depth, code_channels=code, norm=norm_enc, dropout=dropout)
+        self.encoder = shared_encoder(in_channels, depth=depth, image_size=image_size, width=width, norm=norm_enc,
+                                      dropout=dropout)
+        code = self.encoder.channels[-1]
         self.decoder = segmentation_decoder(
             code, self.encoder.channels, in_channels=in_channels, num_classes=num_classes, norm=norm_dec,
             long_skip=long_skip, dropout=dropout, head_channels=head_channels,

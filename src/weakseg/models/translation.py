@@ -18,7 +18,8 @@ from torch import Tensor, nn
 from weakseg.errors import WeaksegError
 from weakseg.models.blocks import add_spectral_norm
 from weakseg.models.decoder import Decoder, resolve_head_channels
-from weakseg.models.encoder import BASE_CODE_CHANNELS, BASE_UNIQUE_CHANNELS, Encoder, resolve_depth, scale_channels
+from weakseg.models.encoder import (BASE_CODE_CHANNELS, BASE_UNIQUE_CHANNELS, resolve_depth, scale_channels,
+                                    shared_encoder)
 from weakseg.models.registry import register_model
 from weakseg.models.segmenter import segmentation_decoder
 
@@ -132,7 +133,7 @@ class GenSegGenerator(nn.Module):
         self.code_channels = code
         self.unique_channels = unique
 
-        self.encoder = Encoder(in_channels, depth=depth, code_channels=code, norm=norm_enc)
+        self.encoder = shared_encoder(in_channels, depth=depth, image_size=image_size, width=width, norm=norm_enc)
         dec_channels = self.encoder.channels[:-1][::-1]
         self.g_com = Decoder(
             code - unique if latent_split else code, in_channels, channels=dec_channels, kernel_size=3, norm=norm_dec,
