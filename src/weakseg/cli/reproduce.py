@@ -30,7 +30,7 @@ def add_mnist_arguments(m: argparse.ArgumentParser) -> None:
 def add_organs_arguments(o: argparse.ArgumentParser) -> None:
     from weakseg.reproduce import organs
     o.add_argument("--preset", default="quick", choices=sorted(organs.SCALES),
-                   help="quick (the original grid: phantom v1, one-map head), quick2 (issue 21: phantom v2, "
+                   help="quick (the original grid: phantom v1, one-map head), quick2 (phantom v2, "
                         "the wide head, marginal + exclusion, both oracles; CPU hours) or full (32x128x128, GPU)")
     o.add_argument("--folds", type=int, nargs="+", default=list(organs.FOLDS), help="cross-validation folds to run")
     o.add_argument("--alphas", type=float, nargs="+", default=list(organs.ALPHAS),
