@@ -284,7 +284,38 @@ def _per_fold(cell: dict[str, Any]) -> dict[int, float]:
     return {f: v for f, v in zip(cell.get("folds", []), cell.get("per_fold_mean_dice", [])) if v is not None}
 
 
-def claims(summary: dict[str, Any], *, alpha: float = 0.7, alphas: tuple[float, ...] = ALPHAS) -> dict[str, Any]:
+ABLATION_VARIANTS = ("default", "control_no_pseudo", "true_only", "hidden_truth")
+
+
+def ablation_summary(results: Path, preset: str, alpha: float = 0.7) -> dict[str, Any] | None:
+    """SMILEr's ablation (``benchmarks/smiler_ablation.py``) on the folds it has been run on.
+
+    Per fold and on the mean over those folds: test mean Dice (last checkpoint) of SMILE (round 0), of each
+    variant of ``ABLATION_VARIANTS`` and of the fold's sigmoid oracle; ``true_only_gap`` and
+    ``hidden_truth_gap`` are the oracle minus the variant. None when no fold has been run.
+    """
+    per_fold: dict[int, dict[str, float | None]] = {}
+    for path in sorted(Path(results).glob(f"smiler_ablation_{preset}_a{alpha}_f*.json")):
+        d = json.loads(path.read_text())
+        variants = d.get("variants", {})
+        row = {"smile": d["smile"]["mean_dice"],
+               "oracle_sigmoid": (d.get("oracle_sigmoid") or {}).get("mean_dice")}
+        row.update({v: variants[v]["test"]["mean_dice"] if v in variants else None for v in ABLATION_VARIANTS})
+        per_fold[int(d["fold"])] = row
+    if not per_fold:
+        return None
+    mean = {k: (sum(r[k] for r in per_fold.values()) / len(per_fold)
+                if all(r[k] is not None for r in per_fold.values()) else None)
+            for k in ("smile", "oracle_sigmoid", *ABLATION_VARIANTS)}
+    out: dict[str, Any] = {"alpha": alpha_key(alpha), "folds": sorted(per_fold), "per_fold": per_fold, "mean": mean}
+    for v in ("true_only", "hidden_truth", "default"):
+        if mean[v] is not None and mean["oracle_sigmoid"] is not None:
+            out[f"{v}_gap"] = mean["oracle_sigmoid"] - mean[v]
+    return out
+
+
+def claims(summary: dict[str, Any], *, alpha: float = 0.7, alphas: tuple[float, ...] = ALPHAS,
+           ablation: dict[str, Any] | None = None) -> dict[str, Any]:
     """The expectations, each with its numbers and a bool (or None / absent when a cell is missing).
 
     At ``alpha``: SMILE beats naive by >= ``WIDE_MARGIN``; SMILE's pancreas Dice (mean over folds) > 0.3;
@@ -292,11 +323,14 @@ def claims(summary: dict[str, Any], *, alpha: float = 0.7, alphas: tuple[float, 
     pseudo-label precision of every round; the small organ (pancreas) loses the largest share of its oracle
     Dice under naive. Both oracles reach ``ORACLE_MEAN_BAR`` mean Dice and every organ > ``ORACLE_ORGAN_BAR``
     on every fold. At every alpha of ``alphas``: where SMILE, SMILEr or SMILEr MC lose to marginal + exclusion
-    (mean Dice or an organ). ``folds`` lists the fewest folds behind any number used at ``alpha``.
+    (mean Dice or an organ). ``folds`` lists the fewest folds behind any number used at ``alpha``. SMILEr is
+    also set against the sigmoid oracle (the same head and loss on full labels), and ``ablation``
+    (``ablation_summary``) says whether correct pseudo-labels close that gap.
     """
     a = alpha_key(alpha)
     cell = {m: summary.get(a, {}).get(m) for m in ("naive", "smile", "smiler", "smiler_mc", "marginal")}
     cell["oracle"] = summary.get(ORACLE_ALPHA, {}).get("oracle")
+    cell["oracle_sigmoid"] = summary.get(ORACLE_ALPHA, {}).get("oracle_sigmoid")
     mean = {m: _mean(c) for m, c in cell.items()}
     out: dict[str, Any] = {"alpha": a, "folds": min((c["mean_dice"]["n"] for c in cell.values() if c), default=0)}
     if mean["smile"] is not None and mean["naive"] is not None:
@@ -311,6 +345,13 @@ def claims(summary: dict[str, Any], *, alpha: float = 0.7, alphas: tuple[float, 
         gap = mean["oracle"] - mean["smiler"]
         out["smiler_near_oracle"] = {"smiler": mean["smiler"], "oracle": mean["oracle"], "gap": gap,
                                      "holds": gap <= ORACLE_GAP}
+    if mean["smiler"] is not None and mean["oracle_sigmoid"] is not None:
+        gap = mean["oracle_sigmoid"] - mean["smiler"]
+        out["smiler_near_sigmoid_oracle"] = {"smiler": mean["smiler"], "oracle_sigmoid": mean["oracle_sigmoid"],
+                                             "gap": gap, "holds": gap <= ORACLE_GAP}
+    if ablation is not None:
+        out["smiler_ablation"] = {**ablation, "closes_gap": {v: ablation[f"{v}_gap"] <= ORACLE_GAP for v in
+                                                             ("true_only", "hidden_truth") if f"{v}_gap" in ablation}}
     for m in ("smiler", "smiler_mc"):
         if mean[m] is None or mean["smile"] is None:
             continue
@@ -386,6 +427,14 @@ def claims_markdown(found: dict[str, Any]) -> str:
     lines.append(f"- SMILEr within {ORACLE_GAP} of the oracle: " + (
         f"{verdict[c['holds']]} (SMILEr {c['smiler']:.3f}, oracle {c['oracle']:.3f}, gap {c['gap']:+.3f})"
         if c else "not yet measured"))
+    c = found.get("smiler_near_sigmoid_oracle")
+    if c:
+        lines.append(f"- SMILEr within {ORACLE_GAP} of the sigmoid oracle (same head and loss, full labels): "
+                     f"{verdict[c['holds']]} (SMILEr {c['smiler']:.3f}, oracle_sigmoid {c['oracle_sigmoid']:.3f}, "
+                     f"gap {c['gap']:+.3f})")
+    c = found.get("smiler_ablation")
+    if c:
+        lines.append(ablation_markdown(c))
     for m, name in (("smiler", "SMILEr"), ("smiler_mc", "SMILEr MC")):
         c = found.get(f"{m}_vs_smile")
         if not c:
@@ -415,6 +464,26 @@ def claims_markdown(found: dict[str, Any]) -> str:
             lines.append(f"- alpha {r['alpha']}, {r['method']}: {what} (mean Dice {r['mean_dice']:.3f} vs "
                          f"{r['marginal']:.3f})")
     return "\n".join(lines) + "\n"
+
+
+def ablation_markdown(c: dict[str, Any]) -> str:
+    """One line: the ablation's means and whether correct pseudo-labels bring SMILEr to the sigmoid oracle."""
+    names = {"smile": "SMILE (round 0)", "default": "SMILEr", "control_no_pseudo": "SMILEr's rounds without "
+             "pseudo-labels", "true_only": "only the true pseudo-positives of SMILEr's selection",
+             "hidden_truth": "all hidden true pixels every round", "oracle_sigmoid": "sigmoid oracle"}
+    means = ", ".join(f"{names[k]} {v:.3f}" for k, v in c["mean"].items() if v is not None)
+    closes, why = c.get("closes_gap", {}), ""
+    if closes.get("true_only"):
+        why = (f"; with its wrong pseudo-positives removed SMILEr comes within {ORACLE_GAP} of the oracle "
+               f"(gap {c['true_only_gap']:+.3f}), so the pseudo-labels' errors, not the rounds, make the gap")
+    elif closes.get("hidden_truth"):
+        why = (f"; removing the wrong pseudo-positives leaves a gap of {c['true_only_gap']:+.3f}, all hidden truth "
+               f"closes it ({c['hidden_truth_gap']:+.3f}): what the pseudo-labels get wrong and miss makes the gap")
+    elif closes:
+        why = ("; even with correct pseudo-labels SMILEr stays below the oracle ("
+               + ", ".join(f"{v} {c[f'{v}_gap']:+.3f}" for v in closes) + "): the rounds themselves cost Dice")
+    return (f"- SMILEr's ablation at alpha {c['alpha']} (test mean Dice, mean over folds "
+            f"{', '.join(map(str, c['folds']))}; `benchmarks/smiler_ablation.py`): {means}{why}")
 
 
 # ------------------------------------------------------------------------------------------------ figure

@@ -105,7 +105,7 @@ def reproduce_organs(preset: str, *, folds: Sequence[int], alphas: Sequence[floa
         run_grid(specs, runs_root=runs_root, results_dir=results_dir, redo=redo,
                  evaluate=organs.evaluate_spec, command=command, trainer=trainer)
     summary = organs.summarise(results_dir)
-    found = organs.claims(summary)
+    found = organs.claims(summary, ablation=organs.ablation_summary(results, preset))
     runs = load_results(results_dir)
     cost = {"runs": len(runs), "wall_time_min_sum": round(sum(r.get("wall_time_s", 0.0) for r in runs) / 60, 1)}
     table = (organs.table_markdown(summary, scale=preset, methods=grid_methods) + "\n"
