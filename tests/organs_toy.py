@@ -9,8 +9,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from weakseg.data.folds import fold_split
 from weakseg.data.formats.nnunet_raw import list_cases, read_dataset_json
-from weakseg.data.organs import fold_split
 from weakseg.data.phantom import write_abdomen_dataset
 from weakseg.data.simulate import simulate_missing, write_overlay
 from weakseg.data.status import resolve_statuses

@@ -8,7 +8,7 @@ import pytest
 
 from tests.organs_toy import make_phantom, organs_overrides
 from weakseg.cli.main import main
-from weakseg.data.organs import MANIFEST_NAME
+from weakseg.data.simulate import MANIFEST_NAME
 
 
 @pytest.fixture(scope="module")

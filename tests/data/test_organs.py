@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from tests.organs_toy import make_overlay, make_phantom
-from weakseg.data.organs import fold_split, load_organs
+from weakseg.data.folds import fold_split
+from weakseg.data.organs import load_organs
 from weakseg.evaluation.organs import score_slice_set
 from weakseg.data.status import MASK, UNKNOWN
 from weakseg.errors import WeaksegError

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from tests.organs_toy import make_phantom
-from weakseg.data.organs import MANIFEST_NAME, fold_split, load_organs
+from weakseg.data.folds import fold_split
+from weakseg.data.organs import load_organs
 from weakseg.data.simulate import (
+    MANIFEST_NAME,
     materialise_label,
     read_overlay,
     simulate_missing,

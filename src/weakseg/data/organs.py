@@ -41,7 +41,8 @@ from weakseg.config.choices import ValidReference, check_choice
 from weakseg.data.datasets import TensorSampleSet
 from weakseg.data.formats.nifti import geometry_problem, load_volume
 from weakseg.data.formats.nnunet_raw import NnunetDataset, list_cases, read_dataset_json
-from weakseg.data.simulate import read_overlay
+from weakseg.data.folds import fold_split
+from weakseg.data.simulate import MANIFEST_NAME, read_overlay
 from weakseg.data.status import (
     MASK,
     check_label_statuses,
@@ -54,33 +55,6 @@ from weakseg.data.status import (
 from weakseg.errors import WeaksegError
 
 _log = logging.getLogger("weakseg")
-
-#: manifest written by ``weakseg simulate-missing`` next to the partial dataset's dataset.json
-MANIFEST_NAME = "weakseg_simulation.json"
-
-
-# ------------------------------------------------------------------------------------------------ folds
-def fold_split(case_ids: Sequence[str], *, n_folds: int = 5, fold: int = 0, seed: int = 0,
-               n_valid: int = 0) -> dict[str, list[str]]:
-    """Seeded K-fold split of volumes: test = fold ``fold``; valid = the first ``n_valid`` of the rest.
-
-    The permutation is ``RandomState(seed)`` over the sorted ids, cut into ``n_folds`` near-equal folds
-    (``numpy.array_split``), so each volume is tested exactly once over the folds.
-    Returns ``{"train": [...], "valid": [...], "test": [...]}`` (sorted ids).
-    """
-    ids = sorted(case_ids)
-    if n_folds < 2:
-        raise WeaksegError(f"data.organs.n_folds must be >= 2, got {n_folds}")
-    if not 0 <= fold < n_folds:
-        raise WeaksegError(f"data.organs.fold must be in 0..{n_folds - 1}, got {fold}")
-    if len(ids) < n_folds:
-        raise WeaksegError(f"{len(ids)} training volumes cannot make {n_folds} folds; lower data.organs.n_folds")
-    perm = [ids[i] for i in np.random.RandomState(seed).permutation(len(ids))]
-    folds = [list(f) for f in np.array_split(np.array(perm, dtype=object), n_folds)]
-    rest = [c for j, f in enumerate(folds) if j != fold for c in f]
-    if not 0 <= n_valid < len(rest):
-        raise WeaksegError(f"data.organs.n_valid={n_valid} leaves no training volume out of {len(rest)}; lower it")
-    return {"train": sorted(rest[n_valid:]), "valid": sorted(rest[:n_valid]), "test": sorted(folds[fold])}
 
 
 # ------------------------------------------------------------------------------------------- sample set
@@ -390,6 +364,6 @@ def _slice_set(vols: list[OrganVolume], status: Mapping[str, Mapping[str, str]],
 
 
 __all__ = [
-    "MANIFEST_NAME", "OrganSliceSet", "OrganVolume", "OrgansData", "fold_split", "hidden_pairs",
+    "OrganSliceSet", "OrganVolume", "OrgansData", "hidden_pairs",
     "load_organs", "organ_contract", "read_organ_volume", "window_hu",
 ]

@@ -27,12 +27,16 @@ from typing import Any, Literal
 
 import numpy as np
 
+from weakseg.data.folds import fold_split
 from weakseg.data.formats.nifti import load_volume, save_volume
 from weakseg.data.formats.nnunet_raw import NnunetDataset, list_cases, read_dataset_json
 from weakseg.data.status import resolve_statuses
 from weakseg.errors import WeaksegError
 
 SimulationMode = Literal["exact", "bernoulli"]
+
+#: manifest written by ``weakseg simulate-missing`` next to the partial dataset's dataset.json
+MANIFEST_NAME = "weakseg_simulation.json"
 
 
 def _case_draws(case_id: str, n_classes: int, *, seed: int, fold: int | None) -> np.ndarray:
@@ -232,12 +236,9 @@ def write_partial_dataset(
     needs the truth for evaluation and SMILEr's pseudo-label precision. ``materialise`` writes label copies
     with the removed classes zeroed instead, for software that reads the label files only (nnU-Net); weakseg
     then has no withheld truth for them. With ``fold`` only the training volumes of that fold are touched
-    (the seeded split of ``data.organs.fold_split``); ``imagesTs`` never is. Written into ``dst.tmp-<pid>``
+    (the seeded split of ``data.folds.fold_split``); ``imagesTs`` never is. Written into ``dst.tmp-<pid>``
     and renamed when complete; returns the manifest.
     """
-    # Imported here: weakseg.data.organs imports this module for read_overlay.
-    from weakseg.data.organs import MANIFEST_NAME, fold_split  # noqa: PLC0415
-
     src, dst = Path(src), Path(dst)
     ds = read_dataset_json(src)
     cases = list_cases(src, "train", dataset=ds)

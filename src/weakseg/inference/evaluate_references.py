@@ -28,8 +28,8 @@ def evaluate_against_references(run_dir: str | os.PathLike, references: str | os
 
     Returns the summary (also written to ``OUT/summary.json``, with ``OUT/summary.csv``).
     """
+    from weakseg.data.folds import fold_split   # noqa: PLC0415
     from weakseg.data.formats.nnunet_raw import list_cases, read_dataset_json   # noqa: PLC0415
-    from weakseg.data.organs import fold_split   # noqa: PLC0415
     from weakseg.fsutil import build_folder   # noqa: PLC0415
     from weakseg.inference.predict_organs import (   # noqa: PLC0415
         load_organ_predictor,

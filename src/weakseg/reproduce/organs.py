@@ -121,8 +121,8 @@ def prepare_data(root: Path, scale: str) -> Path:
 def prepare_overlay(root: Path, dataset: Path, alpha: float, fold: int, *, n_folds: int = 5,
                     data_seed: int = 0, seed: int = 0) -> tuple[Path, dict[str, Any]]:
     """The simulation overlay of (alpha, fold): only the fold's training (and validation) volumes."""
+    from weakseg.data.folds import fold_split
     from weakseg.data.formats.nnunet_raw import list_cases, read_dataset_json
-    from weakseg.data.organs import fold_split
     from weakseg.data.simulate import simulate_missing, write_overlay
     from weakseg.data.status import resolve_statuses
 
