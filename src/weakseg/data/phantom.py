@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from weakseg.data.voxel_grid import voxel_axes
+
 ORGANS: tuple[str, ...] = ("liver", "stomach", "pancreas")
 LABELS: dict[str, int] = {"background": 0, "liver": 1, "stomach": 2, "pancreas": 3}
 PRESETS: tuple[str, ...] = ("v1", "v2")
@@ -51,15 +53,6 @@ _SPINE = {"centre": (-0.62, 0.0), "radius": 0.11, "hu": 400.0}
 _BODY_HU, _AIR_HU = 40.0, -1000.0
 _JITTER_CENTRE, _JITTER_RADIUS, _JITTER_HU = 0.04, 0.04, 5.0
 _MAX_TRIES = 200
-
-
-def _axes(shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Normalised voxel-centre coordinates in [-1, 1] per axis, broadcastable to (D, H, W)."""
-    d, h, w = shape
-    z = ((np.arange(d) + 0.5) / d * 2 - 1)[:, None, None]
-    y = ((np.arange(h) + 0.5) / h * 2 - 1)[None, :, None]
-    x = ((np.arange(w) + 0.5) / w * 2 - 1)[None, None, :]
-    return z, y, x
 
 
 def _ellipsoid(axes: tuple[np.ndarray, ...], centre: Sequence[float], radii: Sequence[float],
@@ -108,7 +101,7 @@ def make_abdomen(
         from weakseg.data.phantom_v2 import make_abdomen_v2
         return make_abdomen_v2(seed, shape, spacing, absent=absent, noise_hu=noise_hu)
     rng = np.random.default_rng(seed)
-    axes = _axes(shape)
+    axes = voxel_axes(shape)
     _, y, x = axes
     body = np.broadcast_to((y / _BODY_RADII[0]) ** 2 + (x / _BODY_RADII[1]) ** 2 <= 1.0, shape)
     spine = np.broadcast_to((y - _SPINE["centre"][0]) ** 2 + (x - _SPINE["centre"][1]) ** 2

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from weakseg.data.phantom import _axes          # normalised voxel-centre coordinates, shared with v1
+from weakseg.data.voxel_grid import voxel_axes
 
 ORGANS: tuple[str, ...] = ("liver", "stomach", "pancreas")
 LABELS: dict[str, int] = {"background": 0, "liver": 1, "stomach": 2, "pancreas": 3}
@@ -144,7 +144,7 @@ def make_abdomen_v2(
     """
     rng = np.random.default_rng(seed)
     d, h, w = shape
-    z, y, x = _axes(shape)
+    z, y, x = voxel_axes(shape)
     full = np.broadcast_to
     warp = [WARP * _smooth_field(rng, shape, (d / 4, h / 5, w / 5)) for _ in range(3)]
     coords = (full(z, shape) + warp[0], full(y, shape) + warp[1], full(x, shape) + warp[2])
