@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,9 +40,7 @@ import weakseg
 from weakseg.errors import WeaksegError
 from weakseg.evaluation.decode import calibrated_sigmoid, decode_label_map, head_kind
 from weakseg.evaluation.slices import FLIPS
-
-if TYPE_CHECKING:
-    from weakseg.inference.predict import PredictRequest
+from weakseg.inference.inputs import PredictRequest, find_input_cases
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +237,6 @@ def predict_organs_folder(req: PredictRequest) -> dict[str, Any]:
     (None: only on a terminal).
     """
     from weakseg.fsutil import build_folder   # noqa: PLC0415
-    from weakseg.inference.predict import find_input_cases   # noqa: PLC0415
 
     t0 = time.perf_counter()
     run_dir, out_dir, root = req.run_dir, req.out_dir, Path(req.input_dir)
