@@ -110,6 +110,7 @@ def test_quick2_stored_results_with_the_old_pool_key_answer_their_specs(tmp_path
 
 def _ablation(results: Path, fold: int, smile: float, oracle: float, **variants: float) -> None:
     rec = {"preset": "quick2", "alpha": 0.7, "fold": fold, "smile": {"mean_dice": smile},
+           "base_config": {"train": {"steps": 2000}, "smiler": {"rounds": 3, "round_steps": 500}},
            "oracle_sigmoid": {"mean_dice": oracle},
            "variants": {v: {"test": {"mean_dice": d}} for v, d in variants.items()}}
     (results / f"smiler_ablation_quick2_a0.7_f{fold}.json").write_text(json.dumps(rec))
@@ -124,7 +125,8 @@ def test_smiler_is_set_against_the_sigmoid_oracle_and_its_ablation(tmp_path: Pat
     ablation = ablation_summary(tmp_path, "quick2")
     assert ablation["folds"] == [2, 3]
     assert abs(ablation["mean"]["true_only"] - 0.77) < 1e-9 and abs(ablation["true_only_gap"] - (-0.01)) < 1e-9
-    assert abs(ablation["default_gap"] - 0.045) < 1e-9
+    assert abs(ablation["default_gap"] - 0.045) < 1e-9 and ablation["reference"] == "oracle_sigmoid"
+    assert ablation["smiler_steps"] == 3500
     results = tmp_path / "runs_dir"
     _store(results, 0.0, "oracle_sigmoid", 0, ORACLE)                                   # mean 0.7333
     _store(results, 0.7, "smiler", 0, {"liver": 0.8, "stomach": 0.6, "pancreas": 0.3})  # mean 0.5667
@@ -139,3 +141,18 @@ def test_smiler_is_set_against_the_sigmoid_oracle_and_its_ablation(tmp_path: Pat
     _ablation(tmp_path, 3, 0.68, 0.75, default=0.60, control_no_pseudo=0.62, true_only=0.62, hidden_truth=0.63)
     text = claims_markdown(claims(summarise(results), ablation=ablation_summary(tmp_path, "quick2")))
     assert "the rounds themselves cost Dice" in text
+    assert "SMILEr's pseudo-labels add -0.015 to the same rounds trained without them" in text
+
+
+def test_ablation_prefers_the_oracle_trained_as_many_steps_as_smiler(tmp_path: Path) -> None:
+    from weakseg.reproduce.organs import ablation_summary
+
+    _ablation(tmp_path, 2, 0.70, 0.77, default=0.69, control_no_pseudo=0.70, true_only=0.76, hidden_truth=0.74)
+    same = tmp_path / "organs_quick2_steps3500" / "organs_quick2"
+    _store(same, 0.0, "oracle_sigmoid", 2, {"liver": 0.95, "stomach": 0.85, "pancreas": 0.75})   # mean 0.85
+    ablation = ablation_summary(tmp_path, "quick2")
+    assert ablation["reference"] == "oracle_sigmoid_same_steps"
+    assert abs(ablation["mean"]["oracle_sigmoid_same_steps"] - 0.85) < 1e-9
+    assert abs(ablation["true_only_gap"] - 0.09) < 1e-9                   # against 0.85, not the 0.77 oracle
+    text = claims_markdown(claims({}, ablation=ablation))
+    assert "stays below the sigmoid oracle trained as many steps as SMILEr (3500)" in text

@@ -287,30 +287,46 @@ def _per_fold(cell: dict[str, Any]) -> dict[int, float]:
 ABLATION_VARIANTS = ("default", "control_no_pseudo", "true_only", "hidden_truth")
 
 
+def smiler_steps(cfg: dict[str, Any]) -> int:
+    """Training steps behind a SMILEr run that continues from its SMILE run: round 0 plus every round."""
+    sm = cfg["smiler"]
+    return int(cfg["train"]["steps"]) + int(sm["rounds"]) * int(sm.get("round_steps") or cfg["train"]["steps"])
+
+
 def ablation_summary(results: Path, preset: str, alpha: float = 0.7) -> dict[str, Any] | None:
     """SMILEr's ablation (``benchmarks/smiler_ablation.py``) on the folds it has been run on.
 
     Per fold and on the mean over those folds: test mean Dice (last checkpoint) of SMILE (round 0), of each
-    variant of ``ABLATION_VARIANTS`` and of the fold's sigmoid oracle; ``true_only_gap`` and
-    ``hidden_truth_gap`` are the oracle minus the variant. None when no fold has been run.
+    variant of ``ABLATION_VARIANTS`` and of the fold's sigmoid oracle; where stored, also the sigmoid oracle
+    trained as many steps as SMILEr (``weakseg reproduce organs --methods oracle_sigmoid --set
+    train.steps=N --results results/organs_<preset>_steps<N>``), which is then the reference: otherwise the
+    variants would be set against an oracle that trained fewer steps. ``<variant>_gap`` = reference minus
+    variant. None when no fold has been run.
     """
     per_fold: dict[int, dict[str, float | None]] = {}
+    steps = None
     for path in sorted(Path(results).glob(f"smiler_ablation_{preset}_a{alpha}_f*.json")):
         d = json.loads(path.read_text())
-        variants = d.get("variants", {})
+        fold, variants, steps = int(d["fold"]), d.get("variants", {}), smiler_steps(d["base_config"])
+        same = (Path(results) / f"organs_{preset}_steps{steps}" / f"organs_{preset}" / "runs"
+                / f"alpha{ORACLE_ALPHA}__fold{fold}__oracle_sigmoid__seed0.json")
         row = {"smile": d["smile"]["mean_dice"],
-               "oracle_sigmoid": (d.get("oracle_sigmoid") or {}).get("mean_dice")}
+               "oracle_sigmoid": (d.get("oracle_sigmoid") or {}).get("mean_dice"),
+               "oracle_sigmoid_same_steps": json.loads(same.read_text())["test"]["mean_dice"] if same.is_file()
+               else None}
         row.update({v: variants[v]["test"]["mean_dice"] if v in variants else None for v in ABLATION_VARIANTS})
-        per_fold[int(d["fold"])] = row
+        per_fold[fold] = row
     if not per_fold:
         return None
+    keys = ("smile", "oracle_sigmoid", "oracle_sigmoid_same_steps", *ABLATION_VARIANTS)
     mean = {k: (sum(r[k] for r in per_fold.values()) / len(per_fold)
-                if all(r[k] is not None for r in per_fold.values()) else None)
-            for k in ("smile", "oracle_sigmoid", *ABLATION_VARIANTS)}
-    out: dict[str, Any] = {"alpha": alpha_key(alpha), "folds": sorted(per_fold), "per_fold": per_fold, "mean": mean}
-    for v in ("true_only", "hidden_truth", "default"):
-        if mean[v] is not None and mean["oracle_sigmoid"] is not None:
-            out[f"{v}_gap"] = mean["oracle_sigmoid"] - mean[v]
+                if all(r[k] is not None for r in per_fold.values()) else None) for k in keys}
+    ref = "oracle_sigmoid_same_steps" if mean["oracle_sigmoid_same_steps"] is not None else "oracle_sigmoid"
+    out: dict[str, Any] = {"alpha": alpha_key(alpha), "folds": sorted(per_fold), "smiler_steps": steps,
+                           "reference": ref, "per_fold": per_fold, "mean": mean}
+    for v in ("true_only", "hidden_truth", "default", "control_no_pseudo"):
+        if mean[v] is not None and mean[ref] is not None:
+            out[f"{v}_gap"] = mean[ref] - mean[v]
     return out
 
 
@@ -470,18 +486,24 @@ def ablation_markdown(c: dict[str, Any]) -> str:
     """One line: the ablation's means and whether correct pseudo-labels bring SMILEr to the sigmoid oracle."""
     names = {"smile": "SMILE (round 0)", "default": "SMILEr", "control_no_pseudo": "SMILEr's rounds without "
              "pseudo-labels", "true_only": "only the true pseudo-positives of SMILEr's selection",
-             "hidden_truth": "all hidden true pixels every round", "oracle_sigmoid": "sigmoid oracle"}
+             "hidden_truth": "all hidden true pixels every round", "oracle_sigmoid": "sigmoid oracle",
+             "oracle_sigmoid_same_steps": f"sigmoid oracle trained as many steps as SMILEr ({c['smiler_steps']})"}
     means = ", ".join(f"{names[k]} {v:.3f}" for k, v in c["mean"].items() if v is not None)
     closes, why = c.get("closes_gap", {}), ""
     if closes.get("true_only"):
-        why = (f"; with its wrong pseudo-positives removed SMILEr comes within {ORACLE_GAP} of the oracle "
+        why = (f"; with its wrong pseudo-positives removed SMILEr comes within {ORACLE_GAP} of the "
+               f"{names[c['reference']]} "
                f"(gap {c['true_only_gap']:+.3f}), so the pseudo-labels' errors, not the rounds, make the gap")
     elif closes.get("hidden_truth"):
         why = (f"; removing the wrong pseudo-positives leaves a gap of {c['true_only_gap']:+.3f}, all hidden truth "
                f"closes it ({c['hidden_truth_gap']:+.3f}): what the pseudo-labels get wrong and miss makes the gap")
     elif closes:
-        why = ("; even with correct pseudo-labels SMILEr stays below the oracle ("
+        why = (f"; even with correct pseudo-labels SMILEr stays below the {names[c['reference']]} ("
                + ", ".join(f"{v} {c[f'{v}_gap']:+.3f}" for v in closes) + "): the rounds themselves cost Dice")
+    m = c["mean"]
+    if m.get("default") is not None and m.get("control_no_pseudo") is not None:
+        why += (f"; SMILEr's pseudo-labels add {m['default'] - m['control_no_pseudo']:+.3f} to the same rounds "
+                "trained without them")
     return (f"- SMILEr's ablation at alpha {c['alpha']} (test mean Dice, mean over folds "
             f"{', '.join(map(str, c['folds']))}; `benchmarks/smiler_ablation.py`): {means}{why}")
 
