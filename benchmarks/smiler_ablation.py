@@ -77,9 +77,11 @@ def main() -> int:
     cell = args.reproduce_runs_root / f"organs_{args.preset}" / f"alpha{args.alpha}" / f"fold{args.fold}"
     base_dir = cell / "smiler" / "seed0"
     if not (base_dir / "checkpoints" / "last.pt").is_file():
+        # --redo: a result stored from another machine has no training folder here; retraining it gives the
+        # same scores (seeded) and the folders the variants start from
         subprocess.run([sys.executable, "-m", "weakseg", "reproduce", "organs", "--preset", args.preset,
                         "--folds", str(args.fold), "--alphas", str(args.alpha), "--methods", "smile", "smiler",
-                        "--runs-root", str(args.reproduce_runs_root)], check=True, cwd=ROOT)
+                        "--runs-root", str(args.reproduce_runs_root), "--redo"], check=True, cwd=ROOT)
     # the stored run's config, completed with the values that reproduce it (runs made before issue 21 too)
     stored = upgrade_stored_config(yaml.safe_load((base_dir / "config.yaml").read_text()))
     base = to_dict(config_from_dict(stored))
