@@ -94,3 +94,27 @@ def test_speed_switches_do_not_make_a_stored_result_stale(tmp_path: Path) -> Non
     _grid(tmp_path, [spec(0)])
     again, _ = _grid(tmp_path, [spec(0, "train.channels_last=true", "train.compile=true")])
     assert again == []                                   # same recipe: how it runs, not what it learns
+
+
+def test_a_training_folder_made_with_other_settings_is_trained_again(tmp_path: Path) -> None:
+    from weakseg.config import load_config
+    from weakseg.config.io import dump_yaml
+
+    run_dir = tmp_path / "runs" / "mnist48_simple" / "seg_only" / "seed0"
+    run_dir.mkdir(parents=True)
+    # another grid sharing the runs root trained this folder for 5 steps; the spec asks 3
+    dump_yaml(load_config("mnist/mnist48_simple_seg_only", ["train.steps=5", "train.seed=0"]), run_dir / "config.yaml")
+    (run_dir / "marker").write_text("old")
+    messages: list[str] = []
+    run_grid([spec(0)], runs_root=tmp_path / "runs", results_dir=tmp_path / "results", command="test",
+             evaluate=lambda d, s: {"test": {}}, log=messages.append, trainer=lambda cfg, d, resume=False: None)
+    assert not (run_dir / "marker").exists()                               # the folder was started afresh
+    assert any("made with other settings (train.steps)" in m for m in messages)
+    # a folder whose config is the spec's (speed switches aside) is kept
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dump_yaml(load_config("mnist/mnist48_simple_seg_only", ["train.steps=3", "train.seed=0",
+                                                            "train.channels_last=false"]), run_dir / "config.yaml")
+    (run_dir / "marker").write_text("same")
+    run_grid([spec(0)], runs_root=tmp_path / "runs", results_dir=tmp_path / "results2", command="test",
+             evaluate=lambda d, s: {"test": {}}, log=messages.append, trainer=lambda cfg, d, resume=False: None)
+    assert (run_dir / "marker").read_text() == "same"

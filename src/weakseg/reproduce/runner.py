@@ -80,6 +80,11 @@ def run_grid(specs: Sequence[RunSpec], *, runs_root: Path, results_dir: Path, re
         cfg = load_config(spec.config, [*spec.overrides, f"train.seed={spec.seed}"])
         run_dir = runs_root / spec.key
         last = run_dir / "checkpoints" / "last.pt"
+        differs = [] if redo or stale else folder_differences(run_dir, cfg)
+        if differs:       # e.g. a folder trained for more steps by another grid sharing this runs root
+            stale = True
+            log(f"[{i}/{len(specs)}] {spec.key}: its training folder {run_dir} was made with other settings "
+                f"({', '.join(differs[:4])}); training it again")
         if (redo or stale) and run_dir.exists():
             import shutil
             shutil.rmtree(run_dir)
@@ -97,6 +102,36 @@ def run_grid(specs: Sequence[RunSpec], *, runs_root: Path, results_dir: Path, re
         atomic_write_json(out_json, record)
         results.append(record)
     return results
+
+
+def folder_differences(run_dir: Path, cfg: Any) -> list[str]:
+    """The config keys on which the training folder ``run_dir`` (its ``config.yaml``) differs from ``cfg``,
+    speed switches aside; [] when they agree or the folder holds no config yet.
+
+    Without this check a folder trained with other settings (say 4,000 steps, where the spec asks 3,500)
+    would pass as finished and its checkpoint be scored under the spec's recipe.
+    """
+    import yaml
+
+    from weakseg.config.io import config_from_dict, upgrade_stored_config
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        return []
+    stored = _flat(to_dict(config_from_dict(upgrade_stored_config(yaml.safe_load(path.read_text())))))
+    want = _flat(to_dict(cfg))
+    return [k for k in sorted(set(stored) | set(want))
+            if k not in SPEED_SWITCHES and stored.get(k) != want.get(k)]
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def read_valid_rows(run_dir: Path) -> list[dict[str, Any]]:
