@@ -516,7 +516,12 @@ def ablation_markdown(c: dict[str, Any]) -> str:
             share = 1 - max(c["true_only_gap"], 0.0) / c["default_gap"]
             why += (f": removing the wrong pseudo-positives closes {share:.0%} of SMILEr's gap "
                     f"({c['default_gap']:+.3f}); the rest stays with the rounds or the noise of "
-                    f"{len(c['folds'])} folds")
+                    f"{len(c['folds'])} folds" if share > 0 else
+                    f": removing the wrong pseudo-positives does not close SMILEr's gap ({c['default_gap']:+.3f}) "
+                    "on the mean over these folds; see the per-fold rows")
+        why += "; per fold (true pseudo-positives only / reference): " + ", ".join(
+            f"{f}: {r['true_only']:.3f} / {r[c['reference']]:.3f}" for f, r in sorted(c["per_fold"].items())
+            if r.get("true_only") is not None and r.get(c["reference"]) is not None)
     m = c["mean"]
     if m.get("default") is not None and m.get("control_no_pseudo") is not None:
         why += (f"; SMILEr's pseudo-labels add {m['default'] - m['control_no_pseudo']:+.3f} to the same rounds "
