@@ -111,9 +111,19 @@ def init_distributed(device: torch.device, *, timeout_min: float = DEFAULT_TIMEO
 
 
 def teardown(world: World) -> None:
-    """Destroy the process group if ``init_distributed`` created it."""
+    """Destroy the process group if ``init_distributed`` created it.
+
+    On gloo the ranks first meet at a monitored barrier (30 s at most): a rank that destroys its group and
+    exits while another still talks to it can make gloo abort that other process at exit ("terminate called
+    without an active exception", exit -6; seen once in the two-process CPU test).
+    """
     global _HOST_GROUP
     if world.owns_group and dist.is_initialized():
+        if world.enabled and dist.get_backend() == "gloo":
+            try:
+                dist.monitored_barrier(timeout=datetime.timedelta(seconds=30))
+            except RuntimeError:
+                pass        # another rank failed and is gone: nothing left to wait for
         dist.destroy_process_group()
         _HOST_GROUP = None
 
