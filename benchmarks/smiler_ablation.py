@@ -144,7 +144,11 @@ def main() -> int:
 def stored_oracle(preset: str, fold: int) -> dict[str, Any] | None:
     """The fold's sigmoid-oracle test scores from the grid's stored result (its training folder may live on
     another machine: the scores were made the same way, test fold, last checkpoint)."""
-    path = RESULTS / f"organs_{preset}" / "runs" / f"alpha0.0__fold{fold}__oracle_sigmoid__seed0.json"
+    from weakseg.reproduce.organs import ORACLE_ALPHA
+    from weakseg.reproduce.runner import RunSpec, result_path
+
+    path = result_path(RESULTS / f"organs_{preset}",
+                       RunSpec(f"alpha{ORACLE_ALPHA}/fold{fold}", "oracle_sigmoid", 0, "organs/oracle_sigmoid"))
     return json.loads(path.read_text())["test"] if path.is_file() else None
 
 

@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from weakseg.reproduce.runner import RunSpec, load_results, mean_std
+from weakseg.reproduce.runner import RunSpec, load_results, mean_std, result_path
 
 ALPHAS = (0.5, 0.7, 0.9)
 ORACLES = ("oracle", "oracle_sigmoid")
@@ -308,8 +308,8 @@ def ablation_summary(results: Path, preset: str, alpha: float = 0.7) -> dict[str
     for path in sorted(Path(results).glob(f"smiler_ablation_{preset}_a{alpha}_f*.json")):
         d = json.loads(path.read_text())
         fold, variants, steps = int(d["fold"]), d.get("variants", {}), smiler_steps(d["base_config"])
-        same = (Path(results) / f"organs_{preset}_steps{steps}" / f"organs_{preset}" / "runs"
-                / f"alpha{ORACLE_ALPHA}__fold{fold}__oracle_sigmoid__seed0.json")
+        same = result_path(Path(results) / f"organs_{preset}_steps{steps}" / f"organs_{preset}",
+                           RunSpec(f"alpha{ORACLE_ALPHA}/fold{fold}", "oracle_sigmoid", 0, "organs/oracle_sigmoid"))
         row = {"smile": d["smile"]["mean_dice"],
                "oracle_sigmoid": (d.get("oracle_sigmoid") or {}).get("mean_dice"),
                "oracle_sigmoid_same_steps": json.loads(same.read_text())["test"]["mean_dice"] if same.is_file()

@@ -113,25 +113,13 @@ def folder_differences(run_dir: Path, cfg: Any) -> list[str]:
     """
     import yaml
 
-    from weakseg.config.io import config_from_dict, upgrade_stored_config
+    from weakseg.config.io import config_from_dict, diff_configs, upgrade_stored_config
 
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         return []
-    stored = _flat(to_dict(config_from_dict(upgrade_stored_config(yaml.safe_load(path.read_text())))))
-    want = _flat(to_dict(cfg))
-    return [k for k in sorted(set(stored) | set(want))
-            if k not in SPEED_SWITCHES and stored.get(k) != want.get(k)]
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+    stored = to_dict(config_from_dict(upgrade_stored_config(yaml.safe_load(path.read_text()))))
+    return [k for k in diff_configs(stored, to_dict(cfg)) if k not in SPEED_SWITCHES]
 
 
 def read_valid_rows(run_dir: Path) -> list[dict[str, Any]]:
