@@ -31,6 +31,7 @@ ScoreName = Literal["prob", "mc_std", "confidence"]
 CandidateSet = Literal["predicted_positive", "predicted_label", "all_ignored"]
 RankScope = Literal["image", "volume", "global"]
 InitName = Literal["continue", "smile", "scratch"]
+LrScheduleName = Literal["constant", "poly"]
 
 
 def literal_values(tp: Any) -> tuple[Any, ...] | None:

@@ -393,6 +393,8 @@ def config_problems(cfg: Config) -> list[str]:
     for name in ("max_skipped", "max_rollbacks"):
         if getattr(t, name) < 0:
             problems.append(f"train.{name} must be >= 0, got {getattr(t, name)}")
+    if not (t.lr_poly_exponent > 0 and math.isfinite(t.lr_poly_exponent)):
+        problems.append(f"train.lr_poly_exponent must be a finite number > 0, got {t.lr_poly_exponent}")
     if not (cfg.smile.dice_weight >= 0 and math.isfinite(cfg.smile.dice_weight)):
         problems.append(f"smile.dice_weight must be a finite number >= 0, got {cfg.smile.dice_weight}")
     if cfg.model.width <= 0:

@@ -13,7 +13,7 @@ from typing import Any
 
 from weakseg.config.choices import (
     Amp, CandidateSet, CheckpointName, CompileMode, EvalInclude, ExclusionMode, InitName, LabeledPool, LabelUnit,
-    NonFinite, Normalisation, OnDevice, RankScope, ScoreName, SelectMode, ValidReference,
+    LrScheduleName, NonFinite, Normalisation, OnDevice, RankScope, ScoreName, SelectMode, ValidReference,
 )
 
 
@@ -101,6 +101,8 @@ class TrainConfig:
                                        # batch under torchrun (each of N processes takes B / N)
     lr: float = 1e-3
     lr_discriminator: float = 1e-3
+    lr_schedule: LrScheduleName = "constant"   # constant (the reference) | poly: lr·(1 - t/steps)^lr_poly_exponent
+    lr_poly_exponent: float = 0.9      # nnU-Net's exponent
     weight_decay: float = 1e-4         # coupled L2 through Adam's weight_decay, as the reference
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     amsgrad: bool = True

@@ -43,6 +43,7 @@ from weakseg.training.context import LoopContext, amp_dtype, resolve_device
 from weakseg.training.distributed import World
 from weakseg.training.faults import FaultGuard
 from weakseg.training.logging import RunLogger, flatten_scalars
+from weakseg.training.lr_schedule import LrSchedule
 from weakseg.training.resume import append_history, config_changes
 from weakseg.training.seed import capture_rng, restore_rng, seed_everything
 from weakseg.training.progress import progress_bar
@@ -325,6 +326,7 @@ class _Run:
     method: Method
     streams: dict[str, BatchStream]
     ctx: LoopContext
+    lr: LrSchedule                      # base rates read from the fresh optimisers, before any restore
     logger: RunLogger | _SilentLogger = field(default_factory=_SilentLogger)   # until the folder opens
 
     def save(self, path: Path, step: int, best: dict[str, Any] | None) -> None:
@@ -390,7 +392,9 @@ def _build_run(cfg: Config, paths: RunPaths, world: World, device: torch.device,
     gen_device = device if device.type == "cuda" else torch.device("cpu")
     ctx = LoopContext(cfg=cfg, device=device, dtype=amp_dtype(cfg, device), world=world,
                       generator=torch.Generator(device=gen_device).manual_seed(cfg.train.seed + 7919))
-    return _Run(cfg, paths, world, device, data, method, streams, ctx), moved
+    t = cfg.train
+    lr = LrSchedule(method.optimizers, t.lr_schedule, t.steps, t.lr_poly_exponent)
+    return _Run(cfg, paths, world, device, data, method, streams, ctx, lr), moved
 
 
 def _restore(run: _Run, ckpt: dict[str, Any]) -> tuple[int, dict[str, Any] | None]:
@@ -568,6 +572,9 @@ def _train_step(run: _Run, step: int, augment: Any) -> dict[str, torch.Tensor]:
                    for i, (name, b) in enumerate(batches.items())}
     method.set_training(True)
     logs: dict[str, torch.Tensor] = {}
+    factor = run.lr.apply(step)
+    if run.lr.active:                   # logged as the window's mean factor of the configured rates
+        logs["lr_factor"] = torch.tensor(factor, device=device)
     for step_fn in method.steps:
         logs |= step_fn(method, batches, ctx)
     return logs
