@@ -15,9 +15,11 @@ from weakseg.reproduce.mnist import (
     curves_figure,
     data_counts,
     grid,
+    reach_estimate,
     summarise,
     table_markdown,
     translation_start,
+    valid_curve,
 )
 from weakseg.reproduce.runner import load_results
 
@@ -142,3 +144,33 @@ def test_medium_grid_trains_the_v2_presets_with_the_design_method_configs() -> N
     assert grid("quick", presets=("mnist48_simple",), methods=("genseg",), seeds=(0,))[0].overrides == (
         "model.width=0.25", "train.batch_size=8", "train.min_labeled_per_batch=1", "train.steps=1000",
         "train.eval_every=200", "train.checkpoint_every=200")                   # the quick recipe, unchanged
+
+
+def test_reach_estimate_reads_or_extends_the_validation_curve() -> None:
+    line = [[s, 0.1 + 0.05 * s / 1000] for s in range(500, 4001, 500)]      # 0.125 ... 0.3, straight
+    est = reach_estimate(line, 0.5, seconds_per_step=0.9)
+    assert est["status"] == "extrapolated" and est["step"] == 8000 and est["fit_from_step"] == 2000
+    assert est["slope_per_1000_steps"] == pytest.approx(0.05) and est["hours_per_run"] == pytest.approx(2.0)
+    assert reach_estimate(line, 0.2) == {"status": "reached", "step": 2000}
+    falling = [[s, 0.5 - 0.01 * s / 1000] for s in range(500, 4001, 500)]
+    assert reach_estimate(falling, 0.75)["status"] == "not rising"
+    assert reach_estimate(line[:2], 0.9) == {"status": "too few points"}
+
+
+def test_medium_claims_say_when_the_genseg_curve_would_reach_the_floor(tmp_path: Path) -> None:
+    rows = [{"step": s, "dice_soft_global": 0.45 + 0.02 * s / 1000} for s in range(500, 6001, 500)]
+    shifted = [{**r, "dice_soft_global": r["dice_soft_global"] + 0.02} for r in rows]
+    _store(tmp_path, "mnist48_simple_v2", "genseg", 0, 0.6, rows=rows)
+    _store(tmp_path, "mnist48_simple_v2", "genseg", 1, 0.6, rows=shifted[:-1])     # one point fewer
+    _store(tmp_path, "mnist48_simple_v2", "seg_only", 0, 0.5)
+    _store(tmp_path, "mnist48_simple_v2", "ae", 0, 0.5)
+    summary = summarise(tmp_path)
+    curve = summary["mnist48_simple_v2"]["genseg"]["valid_curve"]
+    assert curve[0] == [500, pytest.approx(0.47)] and curve[-1][0] == 5500       # steps both seeds logged
+    assert valid_curve([]) == []
+    reach = claims(summary, scale="medium")["mnist48_simple_v2"]["reach"]
+    # mean curve 0.46 + 0.02 s/1000: 0.75 at s = 14,500
+    assert reach["status"] == "extrapolated" and reach["step"] == 14500 and reach["n_seeds"] == 2
+    text = claims_markdown(claims(summary, scale="medium"), scale="medium")
+    assert "+0.020 per 1,000 steps over steps 3,000 on (straight-line fit)" in text
+    assert "near step 14,500" in text and "lower bound" in text

@@ -118,6 +118,47 @@ def translation_start(rows: list[dict[str, Any]]) -> int | None:
     return None
 
 
+def valid_curve(runs: list[dict[str, Any]], metric: str = "dice_soft_global") -> list[list[float]]:
+    """[[step, mean over ``runs``]] of a validation metric, at the steps every run logged it."""
+    per_run = [{int(r["step"]): r[metric] for r in run.get("valid_rows") or [] if r.get(metric) is not None}
+               for run in runs]
+    if not per_run or not all(per_run):
+        return []
+    steps = sorted(set.intersection(*(set(p) for p in per_run)))
+    return [[s, sum(p[s] for p in per_run) / len(per_run)] for s in steps]
+
+
+REACH_FIT_FROM = 0.5      # the straight line is fitted to the validation points from this share of the run on
+
+
+def reach_estimate(curve: list[list[float]], target: float, *, seconds_per_step: float | None = None
+                   ) -> dict[str, Any]:
+    """When a validation curve reaches ``target``: the first logged step at or above it, else where a straight
+    line through the curve's second half (steps >= ``REACH_FIT_FROM`` x the last) would cross it.
+
+    Returns {"status": "reached" | "extrapolated" | "not rising" | "too few points", "step", "fit_from_step",
+    "slope_per_1000_steps", "hours_per_run" (``seconds_per_step`` x step / 3600)}. The line is optimistic when
+    the curve flattens, so an extrapolated step is a lower bound on what the run would need.
+    """
+    for step, value in curve:
+        if value >= target:
+            return {"status": "reached", "step": int(step)}
+    tail = [(s, v) for s, v in curve if curve and s >= REACH_FIT_FROM * curve[-1][0]]
+    if len(tail) < 3:
+        return {"status": "too few points"}
+    n = len(tail)
+    ms, mv = sum(s for s, _ in tail) / n, sum(v for _, v in tail) / n
+    slope = sum((s - ms) * (v - mv) for s, v in tail) / sum((s - ms) ** 2 for s, _ in tail)
+    out: dict[str, Any] = {"fit_from_step": int(tail[0][0]), "slope_per_1000_steps": slope * 1000}
+    if slope <= 0:
+        return {"status": "not rising", **out}
+    step = ms + (target - mv) / slope
+    out |= {"status": "extrapolated", "step": int(round(step, -2))}
+    if seconds_per_step:
+        out["hours_per_run"] = seconds_per_step * step / 3600
+    return out
+
+
 def _ordered_groups(runs: list[dict[str, Any]]) -> tuple[str, ...]:
     found = {r["group"] for r in runs}
     return tuple(p for p in ALL_PRESETS if p in found) + tuple(sorted(found - set(ALL_PRESETS)))
@@ -149,6 +190,7 @@ def summarise(results_dir: Path, *, presets: tuple[str, ...] | None = None,
                                   **{m: _metric(r["test_best"], m) for m in METRICS}}
                                  for r in mine if collapse_reason(r["test_best"]) is not None]
             cell["wall_time_s"] = mean_std([r["wall_time_s"] for r in mine])
+            cell["valid_curve"] = valid_curve(kept)
             if any(r.get("valid_rows") and any(TRANSLATION_KEY in row for row in r["valid_rows"]) for r in mine):
                 cell["translation_start"] = {str(r["seed"]): translation_start(r.get("valid_rows") or [])
                                              for r in mine}
@@ -230,6 +272,12 @@ def claims(summary: dict[str, Any], *, scale: str = "quick", presets: tuple[str,
         found = {"metric": metric, **{m: v[0] for m, v in means.items()}, "n": n, "checks": checks,
                  "not_run": [b for b in rule.get("ahead_of", []) if b not in means],
                  "holds": ok if n >= n_seeds else None}
+        curve = (summary.get(preset, {}).get("genseg") or {}).get("valid_curve")
+        if "min_value" in rule and curve and metric == "dice_soft_global":
+            wall = summary[preset]["genseg"]["wall_time_s"]["mean"]
+            found["reach"] = {"target": rule["min_value"], "n_seeds": means["genseg"][1],
+                              **reach_estimate(curve, rule["min_value"],
+                                               seconds_per_step=wall / curve[-1][0] if wall else None)}
         if scale == "quick":
             found["beats_seg_only"] = checks[f"genseg >= seg_only + {CLAIM_MARGIN}"]
             found["at_least_ae"] = checks["genseg >= ae"]
@@ -258,7 +306,25 @@ def claims_markdown(found: dict[str, Any], *, scale: str = "quick") -> str:
         checks = "; ".join(f"{name}: {'yes' if ok else 'no'}" for name, ok in c["checks"].items())
         missing = f"; not run: {', '.join(c['not_run'])}" if c["not_run"] else ""
         lines.append(f"- {preset}: {verdict} ({c['metric']}: {nums}. {checks}{missing})")
+        if c.get("reach"):
+            lines.append(f"  - {_reach_text(c['reach'])}")
     return "\n".join(lines) + "\n"
+
+
+def _reach_text(r: dict[str, Any]) -> str:
+    """One sentence on when GenSeg's validation curve reaches the claim's floor."""
+    head = f"GenSeg's validation curve (mean over {r['n_seeds']} seed(s)) and the floor {r['target']}: "
+    if r["status"] == "reached":
+        return head + f"reached at step {r['step']:,}."
+    if r["status"] == "too few points":
+        return head + "too few validation points to say when."
+    slope = (f"{r['slope_per_1000_steps']:+.3f} per 1,000 steps over steps {r['fit_from_step']:,} on "
+             "(straight-line fit)")
+    if r["status"] == "not rising":
+        return head + f"not reached and not rising ({slope}): out of reach at this budget."
+    hours = f", about {r['hours_per_run']:.1f} single-thread hours per run" if r.get("hours_per_run") else ""
+    return (head + f"not reached; at {slope} it would be near step {r['step']:,}{hours}. Curves flatten, so "
+            "that is a lower bound: out of reach of this CPU budget; the `full` preset is the GPU run.")
 
 
 def _metric(metrics: dict[str, Any], name: str) -> float | None:
