@@ -168,9 +168,15 @@ def test_medium_claims_say_when_the_genseg_curve_would_reach_the_floor(tmp_path:
     curve = summary["mnist48_simple_v2"]["genseg"]["valid_curve"]
     assert curve[0] == [500, pytest.approx(0.47)] and curve[-1][0] == 5500       # steps both seeds logged
     assert valid_curve([]) == []
+    alone = claims(summarise(tmp_path), scale="medium", presets=("mnist48_hard_v2",))
+    assert "reach" not in alone.get("mnist48_hard_v2", {})                         # no floor there
     reach = claims(summary, scale="medium")["mnist48_simple_v2"]["reach"]
     # mean curve 0.46 + 0.02 s/1000: 0.75 at s = 14,500
     assert reach["status"] == "extrapolated" and reach["step"] == 14500 and reach["n_seeds"] == 2
     text = claims_markdown(claims(summary, scale="medium"), scale="medium")
     assert "+0.020 per 1,000 steps over steps 3,000 on (straight-line fit)" in text
     assert "near step 14,500" in text and "lower bound" in text
+    (tmp_path / "runs" / "mnist48_simple_v2__ae__seed0.json").unlink()            # a baseline missing:
+    early = claims(summarise(tmp_path), scale="medium")["mnist48_simple_v2"]      # no verdict, the reach stays
+    assert early["holds"] is None and early["reach"]["step"] == 14500
+    assert "not yet measured (baselines missing)" in claims_markdown({"mnist48_simple_v2": early}, scale="medium")

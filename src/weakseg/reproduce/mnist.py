@@ -252,10 +252,11 @@ def claims(summary: dict[str, Any], *, scale: str = "quick", presets: tuple[str,
             c = summary.get(preset, {}).get(m)
             if c is not None and c[metric]["mean"] is not None:
                 means[m] = (c[metric]["mean"], c[metric]["n"])
+        reach = _reach(summary.get(preset, {}).get("genseg"), rule)
         required = ["genseg", *rule.get("margin", {}), *rule.get("at_least", [])]
         present_ahead = [b for b in rule.get("ahead_of", []) if b in means]
         if any(m not in means for m in required) or (rule.get("ahead_of") and not present_ahead):
-            out[preset] = {"metric": metric, "holds": None, "n": 0}
+            out[preset] = {"metric": metric, "holds": None, "n": 0, **({"reach": reach} if reach else {})}
             continue
         g = means["genseg"][0]
         checks: dict[str, bool] = {}
@@ -272,17 +273,23 @@ def claims(summary: dict[str, Any], *, scale: str = "quick", presets: tuple[str,
         found = {"metric": metric, **{m: v[0] for m, v in means.items()}, "n": n, "checks": checks,
                  "not_run": [b for b in rule.get("ahead_of", []) if b not in means],
                  "holds": ok if n >= n_seeds else None}
-        curve = (summary.get(preset, {}).get("genseg") or {}).get("valid_curve")
-        if "min_value" in rule and curve and metric == "dice_soft_global":
-            wall = summary[preset]["genseg"]["wall_time_s"]["mean"]
-            found["reach"] = {"target": rule["min_value"], "n_seeds": means["genseg"][1],
-                              **reach_estimate(curve, rule["min_value"],
-                                               seconds_per_step=wall / curve[-1][0] if wall else None)}
+        if reach:
+            found["reach"] = reach
         if scale == "quick":
             found["beats_seg_only"] = checks[f"genseg >= seg_only + {CLAIM_MARGIN}"]
             found["at_least_ae"] = checks["genseg >= ae"]
         out[preset] = found
     return out
+
+
+def _reach(cell: dict[str, Any] | None, rule: dict[str, Any]) -> dict[str, Any] | None:
+    """``reach_estimate`` of GenSeg's mean validation curve against the rule's floor (``min_value``), if any."""
+    curve = (cell or {}).get("valid_curve")
+    if "min_value" not in rule or not curve or rule["metric"] != "dice_soft_global":
+        return None
+    wall = cell["wall_time_s"]["mean"]
+    return {"target": rule["min_value"], "n_seeds": cell["dice_soft_global"]["n"],
+            **reach_estimate(curve, rule["min_value"], seconds_per_step=wall / curve[-1][0] if wall else None)}
 
 
 def claims_markdown(found: dict[str, Any], *, scale: str = "quick") -> str:
@@ -295,7 +302,9 @@ def claims_markdown(found: dict[str, Any], *, scale: str = "quick") -> str:
     lines = [head, ""]
     for preset, c in found.items():
         if c["n"] == 0:
-            lines.append(f"- {preset}: not yet measured")
+            lines.append(f"- {preset}: not yet measured" + (" (baselines missing)" if c.get("reach") else ""))
+            if c.get("reach"):
+                lines.append(f"  - {_reach_text(c['reach'])}")
             continue
         verdict = {True: "holds", False: "does not hold", None: f"provisional, {c['n']} seed(s)"}[c["holds"]]
         if scale == "quick":
