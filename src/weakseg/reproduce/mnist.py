@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from weakseg.reproduce.runner import RunSpec, load_results, mean_std
 
 PRESETS = ("mnist48_simple", "mnist48_hard", "mnist128")
@@ -143,16 +145,14 @@ def reach_estimate(curve: list[list[float]], target: float, *, seconds_per_step:
     for step, value in curve:
         if value >= target:
             return {"status": "reached", "step": int(step)}
-    tail = [(s, v) for s, v in curve if curve and s >= REACH_FIT_FROM * curve[-1][0]]
+    tail = [(s, v) for s, v in curve if s >= REACH_FIT_FROM * curve[-1][0]]
     if len(tail) < 3:
         return {"status": "too few points"}
-    n = len(tail)
-    ms, mv = sum(s for s, _ in tail) / n, sum(v for _, v in tail) / n
-    slope = sum((s - ms) * (v - mv) for s, v in tail) / sum((s - ms) ** 2 for s, _ in tail)
+    slope, intercept = (float(x) for x in np.polyfit(*zip(*tail), 1))
     out: dict[str, Any] = {"fit_from_step": int(tail[0][0]), "slope_per_1000_steps": slope * 1000}
     if slope <= 0:
         return {"status": "not rising", **out}
-    step = ms + (target - mv) / slope
+    step = (target - intercept) / slope
     out |= {"status": "extrapolated", "step": int(round(step, -2))}
     if seconds_per_step:
         out["hours_per_run"] = seconds_per_step * step / 3600

@@ -573,8 +573,8 @@ def _train_step(run: _Run, step: int, augment: Any) -> dict[str, torch.Tensor]:
     method.set_training(True)
     logs: dict[str, torch.Tensor] = {}
     factor = run.lr.apply(step)
-    if run.lr.active:                   # logged as the window's mean factor of the configured rates
-        logs["lr_factor"] = torch.tensor(factor, device=device)
+    if run.lr.active:                   # logged as the window's mean factor of the configured rates; a host
+        logs["lr_factor"] = torch.tensor(factor)   # tensor: reduce_means moves it only when it logs
     for step_fn in method.steps:
         logs |= step_fn(method, batches, ctx)
     return logs
